@@ -1,0 +1,47 @@
+# netd — run `make help` for the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEB_PACKAGES := iproute2 iptables nftables iputils-ping util-linux procps
+PROTO := proto/netd/v1/netd.proto
+
+.PHONY: help dev deb proto test unit integration demo lint clean
+
+help:
+	@echo "make dev          venv with netd (editable) and test tools; installs Debian packages if missing"
+	@echo "make test         unit + integration tests (integration needs root)"
+	@echo "make demo         netd's main job in a throwaway sandbox"
+	@echo "make proto        regenerate netd/v1/*_pb2*.py from $(PROTO)"
+
+deb:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+dev: deb $(VENV)/.installed
+
+proto: $(VENV)/.installed
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO)
+
+unit: dev
+	$(PY) -m pytest tests/unit -q
+
+integration: dev
+	$(PY) -m pytest tests/integration -q
+
+test: dev
+	$(PY) -m pytest tests -q
+
+demo: dev
+	$(PY) -m tests.demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,3 @@
+"""netd: a container networking daemon."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from netd.daemon import main
+
+raise SystemExit(main())

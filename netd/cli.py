@@ -1,0 +1,97 @@
+"""netctl: a small gRPC client for operators. It only talks to netd.
+
+Exit codes: 0 success, 1 netd refused or failed the call, 2 bad usage,
+3 netd is not reachable (or, for `status`, not SERVING).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import grpc
+from google.protobuf import json_format
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from netd.config import DEFAULT_SOCKET
+from netd.v1 import netd_pb2 as pb
+from netd.v1 import netd_pb2_grpc as pb_grpc
+
+TIMEOUT = 30.0
+COLUMNS = ("container_id", "ip_address", "ifname", "host_ifname", "mac_address", "pid", "netns_path", "created_at")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="netctl", description="Talk to netd.")
+    p.add_argument("--socket", default=os.environ.get("NETD_SOCKET", DEFAULT_SOCKET),
+                   help="netd's socket (default $NETD_SOCKET or %(default)s)")
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    sub = p.add_subparsers(dest="command", required=True)
+    attach = sub.add_parser("attach", parents=[output], help="attach a container")
+    attach.add_argument("container_id")
+    where = attach.add_mutually_exclusive_group(required=True)
+    where.add_argument("--pid", type=int, default=0)
+    where.add_argument("--netns", default="", help="netns path, e.g. /run/netns/NAME")
+    attach.add_argument("--ip", default="", help="static address inside the subnet")
+    attach.add_argument("--ifname", default="", help="interface name in the container (default eth0)")
+    detach = sub.add_parser("detach", parents=[output], help="detach a container")
+    detach.add_argument("container_id")
+    sub.add_parser("ls", parents=[output], help="list endpoints")
+    sub.add_parser("status", parents=[output], help="is netd serving?")
+    return p
+
+
+def to_dict(message: object) -> dict:
+    return json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+def table(rows: list[dict]) -> str:
+    header = [c.upper() for c in COLUMNS]
+    cells = [[str(r.get(c, "")) for c in COLUMNS] for r in rows]
+    widths = [max(len(x) for x in column) for column in zip(header, *cells)]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in [header, *cells])
+
+
+def emit(args: argparse.Namespace, data: object, text: str) -> None:
+    print(json.dumps(data, indent=2) if args.output == "json" else text)
+
+
+def run(args: argparse.Namespace, channel: grpc.Channel) -> int:
+    stub = pb_grpc.NetdStub(channel)
+    if args.command == "attach":
+        reply = stub.AttachContainer(pb.AttachContainerRequest(
+            container_id=args.container_id, pid=args.pid, netns_path=args.netns,
+            ifname=args.ifname, ip_address=args.ip), timeout=TIMEOUT)
+        endpoint = to_dict(reply.endpoint)
+        emit(args, endpoint, table([endpoint]))
+    elif args.command == "detach":
+        reply = stub.DetachContainer(pb.DetachContainerRequest(container_id=args.container_id), timeout=TIMEOUT)
+        emit(args, to_dict(reply), f"{args.container_id}: {'detached' if reply.detached else 'was not attached'}")
+    elif args.command == "ls":
+        endpoints = [to_dict(e) for e in stub.ListEndpoints(pb.ListEndpointsRequest(), timeout=TIMEOUT).endpoints]
+        emit(args, endpoints, table(endpoints))
+    elif args.command == "status":
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT)
+        status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        emit(args, {"status": status, "socket": args.socket}, f"{status} on {args.socket}")
+        return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 3
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        with grpc.insecure_channel(f"unix:{args.socket}") as channel:
+            return run(args, channel)
+    except grpc.RpcError as e:
+        code = e.code()
+        if code == grpc.StatusCode.UNAVAILABLE:
+            print(f"netctl: netd is not reachable at {args.socket}: {e.details()}", file=sys.stderr)
+            return 3
+        print(f"netctl: {code.name}: {e.details()}", file=sys.stderr)
+        return 1

@@ -1,0 +1,158 @@
+"""Wiring: flags, logging, state dir, socket, background loops, signals, sd_notify."""
+
+from __future__ import annotations
+
+import fcntl
+import grp
+import logging
+import os
+import signal
+import socket
+import stat
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from netd import config, firewall, links, netns, server, watch
+from netd.errors import FailedPrecondition, NetdError
+from netd.service import Service
+from netd.store.sqlite import SqliteStore
+
+log = structlog.get_logger("netd")
+SHUTDOWN_GRACE_SECONDS = 15
+
+
+def configure_logging(fmt: str) -> None:
+    processors: list = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if fmt == "json":
+        processors += [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+    else:
+        processors += [structlog.dev.ConsoleRenderer(colors=False)]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def sd_notify(state: str) -> None:
+    """Tell systemd (Type=notify) how we are; a no-op outside systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            s.connect(address)
+            s.sendall(state.encode())
+    except OSError as e:
+        log.warning("sd_notify_failed", error=str(e))
+
+
+def lock_state_dir(state_dir: Path) -> int:
+    """One netd per state dir: a second one would hand out the same addresses."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise FailedPrecondition(f"another netd is running with state dir {state_dir}") from None
+    return fd
+
+
+def prepare_socket_dir(socket_path: Path) -> None:
+    directory = socket_path.parent
+    directory.mkdir(parents=True, exist_ok=True, mode=0o755)
+    mode = directory.stat().st_mode
+    if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+        raise FailedPrecondition(f"socket directory {directory} is world-writable: others could replace the socket")
+    # We hold the state-dir lock, so a socket file left here is a dead netd's.
+    socket_path.unlink(missing_ok=True)
+
+
+def set_socket_group(socket_path: Path, group: str) -> None:
+    if not group:
+        return
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise FailedPrecondition(f"--socket-group {group}: no such group") from None
+    os.chown(socket_path, 0, gid)
+
+
+def in_background(name: str, loop: Callable[[], object], stop: threading.Event, pause: float) -> None:
+    """Run loop() until stop; a failure is logged and the loop starts again."""
+
+    def target() -> None:
+        while not stop.is_set():
+            try:
+                loop()
+            except Exception as e:  # noqa: BLE001 - a background loop must survive
+                log.error("background_failed", loop=name, error=str(e))
+            stop.wait(pause)
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+
+
+def serve(cfg: config.DaemonConfig) -> int:
+    started = time.monotonic()
+    lock_fd = lock_state_dir(cfg.state_dir)
+    prepare_socket_dir(cfg.socket)
+    store = SqliteStore(cfg.state_dir / "netd.db")
+    net = config.network(cfg, links.uplink_mtu())
+    fw = firewall.select(cfg.firewall)
+    firewall.remove_others(fw)
+    service = Service(net=net, store=store, links=links, namespaces=netns, firewall=fw)
+    service.prepare()
+    repairs = service.reconcile()
+
+    grpc_server, health = server.build_server(service, cfg.socket)
+    grpc_server.start()
+    set_socket_group(cfg.socket, cfg.socket_group)
+    server.set_serving(health, True)
+    count = len(service.list())
+    log.info("serving", socket=str(cfg.socket), bridge=net.bridge, subnet=str(net.subnet), mtu=net.mtu,
+             firewall=fw.name, endpoints=count, repairs=repairs, ms=round((time.monotonic() - started) * 1000))
+    sd_notify(f"READY=1\nSTATUS=serving {count} endpoints")
+
+    stop = threading.Event()
+    in_background("firewall-healer", service.heal_firewall, stop, cfg.firewall_check_interval)
+    in_background("link-watcher", lambda: watch.watch_deleted_veths(
+        service.forget_if_gone, service.sweep, stop), stop, 1.0)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+
+    # In-flight calls finish, new ones get UNAVAILABLE; endpoints stay up so
+    # containers keep their network while netd restarts.
+    sd_notify("STOPPING=1")
+    server.set_serving(health, False)
+    grpc_server.stop(SHUTDOWN_GRACE_SECONDS).wait()
+    store.close()
+    os.close(lock_fd)
+    log.info("stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cfg = config.from_args(argv, isatty=sys.stderr.isatty())
+    except NetdError as e:
+        print(f"netd: {e}", file=sys.stderr)
+        return 2
+    configure_logging(cfg.log_format)
+    try:
+        return serve(cfg)
+    except NetdError as e:
+        log.error("start_failed", error=str(e))
+        return 1

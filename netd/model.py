@@ -1,0 +1,83 @@
+"""Plain data: what a network is, what a caller asks for, what an endpoint is."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+# Host-side veth names are this prefix plus a hash of the container id, so a
+# crash never leaves an unnamed orphan and reconcile can tell ours apart.
+HOST_IFNAME_PREFIX = "vnd"
+# BR_MAX_PORTS is 1024 and port number 0 is reserved, so a bridge takes 1023.
+BRIDGE_MAX_PORTS = 1023
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    name: str
+    bridge: str
+    subnet: IPv4Network
+    gateway: IPv4Address
+    mtu: int
+
+    def interface_for(self, address: IPv4Address) -> IPv4Interface:
+        return IPv4Interface(f"{address}/{self.subnet.prefixlen}")
+
+
+@dataclass(frozen=True)
+class AttachRequest:
+    container_id: str
+    pid: int = 0
+    netns_path: str = ""
+    ifname: str = "eth0"
+    ip_address: IPv4Address | None = None
+
+
+@dataclass(frozen=True)
+class NetnsId:
+    """Identity of a network namespace: its nsfs inode, stable while it lives."""
+
+    dev: int
+    ino: int
+
+    def __str__(self) -> str:
+        return f"{self.dev}:{self.ino}"
+
+    @classmethod
+    def parse(cls, text: str) -> NetnsId:
+        dev, ino = text.split(":")
+        return cls(int(dev), int(ino))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    container_id: str
+    network: str
+    ifname: str
+    host_ifname: str
+    address: IPv4Interface
+    gateway: IPv4Address
+    mac_address: str
+    pid: int
+    netns_path: str
+    netns_id: NetnsId
+    created_at: str
+    host_ifindex: int = 0
+    # False from the moment the address is reserved until the kernel side is
+    # complete: reconcile rolls back endpoints that never became ready.
+    ready: bool = False
+
+
+def host_ifname_for(container_id: str) -> str:
+    digest = hashlib.sha256(container_id.encode()).hexdigest()
+    return HOST_IFNAME_PREFIX + digest[: 15 - len(HOST_IFNAME_PREFIX)]
+
+
+def mac_for(address: IPv4Address) -> str:
+    """Locally administered MAC derived from the address, like Docker's 02:42:…
+
+    A reused address then comes back with the same MAC, so neighbours' ARP
+    caches stay right.
+    """
+    return "02:42:" + ":".join(f"{b:02x}" for b in address.packed)

@@ -1,0 +1,137 @@
+"""Network namespaces: open one by PID or path as an fd, and run code inside it.
+
+Never fork inside the daemon (pyroute2's NetNS forks, and forks next to gRPC's
+threads crash). Instead a short-lived thread setns()-es into the namespace;
+setns changes only the calling thread, and the thread dies afterwards.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from netd.errors import (
+    ContainerNotFound,
+    FailedPrecondition,
+    InvalidArgument,
+    KernelError,
+)
+from netd.model import NetnsId
+
+CLONE_NEWNET = 0x40000000
+NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), from linux/nsfs.h
+
+_libc = ctypes.CDLL(None, use_errno=True)
+T = TypeVar("T")
+
+
+@dataclass
+class Netns:
+    fd: int
+    id: NetnsId
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def __enter__(self) -> Netns:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def id_of_fd(fd: int) -> NetnsId:
+    st = os.fstat(fd)
+    return NetnsId(st.st_dev, st.st_ino)
+
+
+def _id_of_path(path: str) -> NetnsId | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return NetnsId(st.st_dev, st.st_ino)
+
+
+def protected_ids() -> dict[NetnsId, str]:
+    """Namespaces netd must never wire a container into: its own and init's."""
+    found = {
+        _id_of_path("/proc/1/ns/net"): "the host's initial network namespace",
+        _id_of_path("/proc/self/ns/net"): "netd's own network namespace",
+    }
+    return {k: v for k, v in found.items() if k is not None}
+
+
+def _open_path(path: str, field: str, not_found: str) -> int:
+    # O_NONBLOCK: a FIFO at the path must not hang the call.
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+    try:
+        return os.open(path, flags)
+    except (FileNotFoundError, ProcessLookupError):
+        raise ContainerNotFound(not_found) from None
+    except OSError as e:
+        if e.errno == errno.ESRCH:
+            raise ContainerNotFound(not_found) from None
+        raise InvalidArgument(f"{field} {path} cannot be opened: {e.strerror}") from None
+
+
+def _check_is_netns(fd: int, field: str, value: object) -> None:
+    """Ask nsfs what the fd is; a path string proves nothing (bind mounts, symlinks)."""
+    try:
+        nstype = fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError:
+        raise InvalidArgument(f"{field} {value} is not a network namespace") from None
+    if nstype != CLONE_NEWNET:
+        raise InvalidArgument(f"{field} {value} is a namespace of another type, not a network namespace")
+
+
+def open_netns(pid: int = 0, path: str = "") -> Netns:
+    """Open a container's netns once; the fd pins it against PID reuse and exit."""
+    if pid:
+        field, value = "pid", pid
+        fd = _open_path(f"/proc/{pid}/ns/net", "pid", f"pid {pid}: no such process")
+    else:
+        field, value = "netns_path", path
+        fd = _open_path(path, "netns_path", f"netns_path {path} does not exist")
+    try:
+        _check_is_netns(fd, field, value)
+        nsid = id_of_fd(fd)
+        protected = protected_ids().get(nsid)
+        if protected:
+            raise FailedPrecondition(f"{field} {value} is in {protected}; netd never rewires a host")
+    except BaseException:
+        os.close(fd)
+        raise
+    return Netns(fd, nsid)
+
+
+def is_alive(nsid: NetnsId, pid: int, path: str) -> bool:
+    """Does the namespace recorded for an endpoint still exist at its pid or path?"""
+    return _id_of_path(f"/proc/{pid}/ns/net" if pid else path) == nsid
+
+
+def run_in(fd: int, fn: Callable[..., T], *args: object) -> T:
+    """Run fn(*args) on a new thread that has entered the netns behind fd."""
+    outcome: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            if _libc.setns(fd, CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise KernelError(f"failed to enter network namespace: {os.strerror(err)}")
+            outcome["value"] = fn(*args)
+        except BaseException as e:  # handed to the caller's thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=target, name="netns", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]

@@ -1,0 +1,24 @@
+"""The one place netd runs other programs (firewall tools)."""
+
+from __future__ import annotations
+
+import subprocess
+
+from netd.errors import CommandError
+
+
+def run(argv: list[str], stdin: str | None = None, timeout: float = 30) -> str:
+    try:
+        proc = subprocess.run(
+            argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except FileNotFoundError:
+        raise CommandError(f"failed to run {argv[0]}: not installed") from None
+    except subprocess.TimeoutExpired:
+        raise CommandError(f"failed to run {' '.join(argv)}: timed out after {timeout}s") from None
+    if proc.returncode != 0:
+        cause = (proc.stderr or proc.stdout).strip().splitlines()
+        raise CommandError(
+            f"failed to run {' '.join(argv)}: exit {proc.returncode}: {' / '.join(cause[-3:])}"
+        )
+    return proc.stdout

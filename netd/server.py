@@ -1,0 +1,113 @@
+"""The gRPC edge: proto ⇄ model, NetdError → status code, health, reflection."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from netd import validate
+from netd.errors import InternalError, NetdError
+from netd.model import Endpoint
+from netd.service import Service
+from netd.v1 import netd_pb2 as pb
+from netd.v1 import netd_pb2_grpc as pb_grpc
+
+log = structlog.get_logger("netd")
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Netd"].full_name
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+def status_code(error: NetdError) -> grpc.StatusCode:
+    return getattr(grpc.StatusCode, error.status, grpc.StatusCode.UNKNOWN)
+
+
+def endpoint_to_proto(e: Endpoint) -> pb.Endpoint:
+    return pb.Endpoint(
+        container_id=e.container_id, network=e.network, ifname=e.ifname,
+        host_ifname=e.host_ifname, ip_address=str(e.address), gateway=str(e.gateway),
+        mac_address=e.mac_address, pid=e.pid, netns_path=e.netns_path, created_at=e.created_at,
+    )
+
+
+def _caller(context: grpc.ServicerContext) -> str:
+    return context.peer() or "unknown"
+
+
+def at_the_edge(method: Callable) -> Callable:
+    """Expected errors become their status; anything else is logged with its
+    stack and reaches the client as INTERNAL without one."""
+
+    @functools.wraps(method)
+    def wrapper(self: NetdServicer, request: object, context: grpc.ServicerContext) -> object:
+        try:
+            return method(self, request, context)
+        except NetdError as e:
+            if isinstance(e, InternalError):
+                log.error("call_failed", method=method.__name__, error=str(e))
+            context.abort(status_code(e), str(e))
+        except Exception as e:  # noqa: BLE001 - the edge: never leak a traceback
+            log.exception("call_crashed", method=method.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}: {type(e).__name__}")
+
+    return wrapper
+
+
+class NetdServicer(pb_grpc.NetdServicer):
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+    @at_the_edge
+    def AttachContainer(self, request: pb.AttachContainerRequest, context: grpc.ServicerContext) -> pb.AttachContainerResponse:
+        req = validate.attach_request(
+            self._service.net,
+            container_id_=request.container_id, pid_=request.pid, netns_path_=request.netns_path,
+            ifname_=request.ifname, ip_address=request.ip_address,
+        )
+        endpoint = self._service.attach(req, caller=_caller(context))
+        return pb.AttachContainerResponse(endpoint=endpoint_to_proto(endpoint))
+
+    @at_the_edge
+    def DetachContainer(self, request: pb.DetachContainerRequest, context: grpc.ServicerContext) -> pb.DetachContainerResponse:
+        cid = validate.container_id(request.container_id)
+        return pb.DetachContainerResponse(detached=self._service.detach(cid, caller=_caller(context)))
+
+    @at_the_edge
+    def ListEndpoints(self, request: pb.ListEndpointsRequest, context: grpc.ServicerContext) -> pb.ListEndpointsResponse:
+        return pb.ListEndpointsResponse(endpoints=[endpoint_to_proto(e) for e in self._service.list()])
+
+
+def build_server(service: Service, socket_path: Path, workers: int = 16) -> tuple[grpc.Server, health.HealthServicer]:
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+        options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
+    )
+    pb_grpc.add_NetdServicer_to_server(NetdServicer(service), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in (SERVICE_NAME, ""):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
+    )
+    # The socket is born 0660: no window in which others could connect.
+    old_umask = os.umask(0o117)
+    try:
+        server.add_insecure_port(f"unix:{socket_path}")
+    finally:
+        os.umask(old_umask)
+    return server, health_servicer
+
+
+def set_serving(health_servicer: health.HealthServicer, serving: bool) -> None:
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in (SERVICE_NAME, ""):
+        health_servicer.set(name, status)

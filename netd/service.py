@@ -1,0 +1,232 @@
+"""Attach, detach, list and reconcile: the orchestration, with rollback.
+
+Everything with a side effect comes in through the constructor (store, links,
+namespaces, firewall), so unit tests run this without root.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from types import ModuleType
+from typing import Any
+
+import structlog
+
+from netd import ipam
+from netd.errors import (
+    AlreadyAttached,
+    BridgeFull,
+    FailedPrecondition,
+    NetdError,
+)
+from netd.firewall import Firewall
+from netd.model import (
+    BRIDGE_MAX_PORTS,
+    AttachRequest,
+    Endpoint,
+    NetnsId,
+    NetworkConfig,
+    host_ifname_for,
+    mac_for,
+)
+from netd.store import Store
+
+log = structlog.get_logger("netd")
+LOCK_STRIPES = 64
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Service:
+    net: NetworkConfig
+    store: Store
+    links: ModuleType | Any
+    namespaces: ModuleType | Any
+    firewall: Firewall
+
+    def __post_init__(self) -> None:
+        self._bridge_index = 0
+        # Allocation must see a consistent set of used addresses.
+        self._alloc_lock = threading.Lock()
+        # Calls for one container id run one at a time (an attach and a detach
+        # of the same id must not interleave); different ids run in parallel.
+        self._id_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
+
+    def _lock_for(self, container_id: str) -> threading.Lock:
+        return self._id_locks[hash(container_id) % LOCK_STRIPES]
+
+    # -- network ---------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Bridge, forwarding and NAT for the network; safe to repeat."""
+        conflicts = self.links.overlapping(self.net.subnet, self.net.bridge)
+        if conflicts:
+            raise FailedPrecondition(
+                f"subnet {self.net.subnet} overlaps {', '.join(conflicts)}: choose another --subnet"
+            )
+        self.links.enable_ip_forwarding()
+        self._bridge_index = self.links.ensure_bridge(self.net)
+        self.firewall.setup(self.net)
+
+    def heal_firewall(self) -> bool:
+        """Put netd's rules back if someone flushed them. True when it repaired."""
+        if self.firewall.intact(self.net):
+            return False
+        self.firewall.setup(self.net)
+        log.warning("firewall_repaired", driver=self.firewall.name, network=self.net.name)
+        return True
+
+    # -- attach ----------------------------------------------------------
+
+    def attach(self, req: AttachRequest, caller: str = "") -> Endpoint:
+        started = time.perf_counter()
+        with self._lock_for(req.container_id):
+            if self.store.get(req.container_id) is not None:
+                raise AlreadyAttached(f"container {req.container_id} is already attached")
+            with self.namespaces.open_netns(req.pid, req.netns_path) as ns, ExitStack() as undo:
+                endpoint = self._reserve(req, ns.id)
+                undo.callback(self._quietly, "release address", self.store.remove, req.container_id)
+                ifindex = self._plug(endpoint, ns.fd)
+                undo.callback(self._quietly, "delete veth", self.links.delete_link, endpoint.host_ifname)
+                endpoint = self.store.mark_ready(req.container_id, ifindex)
+                undo.pop_all()
+        log.info("attached", container_id=req.container_id, address=str(endpoint.address),
+                 host_ifname=endpoint.host_ifname, caller=caller, ms=_ms(started))
+        return endpoint
+
+    def _reserve(self, req: AttachRequest, nsid: NetnsId) -> Endpoint:
+        """Pick the address and record the endpoint before touching the kernel,
+        so a crash from here on leaves a record reconcile can act on."""
+        with self._alloc_lock:
+            used = self.store.used_addresses(self.net.name)
+            if len(used) >= BRIDGE_MAX_PORTS:
+                raise BridgeFull(f"bridge {self.net.bridge} has {len(used)} ports, the kernel's limit")
+            address = ipam.pick(self.net, used, self.store.last_reserved(self.net.name), req.ip_address)
+            endpoint = Endpoint(
+                container_id=req.container_id,
+                network=self.net.name,
+                ifname=req.ifname,
+                host_ifname=host_ifname_for(req.container_id),
+                address=self.net.interface_for(address),
+                gateway=self.net.gateway,
+                mac_address=mac_for(address),
+                pid=req.pid,
+                netns_path=req.netns_path,
+                netns_id=nsid,
+                created_at=_now(),
+            )
+            self.store.add(endpoint)
+        return endpoint
+
+    def _plug(self, endpoint: Endpoint, ns_fd: int) -> int:
+        """Create the veth and configure the container side; undo the veth on failure."""
+        ifindex = self.links.create_veth(
+            endpoint.host_ifname, endpoint.ifname, ns_fd, self._bridge_index,
+            self.net.mtu, endpoint.mac_address,
+        )
+        try:
+            self.links.configure_container_side(ns_fd, endpoint.ifname, endpoint.address, endpoint.gateway)
+        except BaseException:
+            self._quietly("delete veth", self.links.delete_link, endpoint.host_ifname)
+            raise
+        return ifindex
+
+    # -- detach / list ---------------------------------------------------
+
+    def detach(self, container_id: str, caller: str = "") -> bool:
+        started = time.perf_counter()
+        with self._lock_for(container_id):
+            endpoint = self.store.get(container_id)
+            if endpoint is None:
+                return False
+            # The address is released only once the device is really gone.
+            self.links.delete_link(endpoint.host_ifname)
+            self.store.remove(container_id)
+        log.info("detached", container_id=container_id, address=str(endpoint.address),
+                 caller=caller, ms=_ms(started))
+        return True
+
+    def list(self) -> list[Endpoint]:
+        return self.store.list(self.net.name)
+
+    # -- reconcile -------------------------------------------------------
+
+    def reconcile(self) -> int:
+        """Make the kernel and the store agree again (at start). Returns repairs made."""
+        veths = self.links.host_veths()
+        repairs = 0
+        for endpoint in self.store.list():
+            if endpoint.ready and endpoint.host_ifname in veths:
+                continue
+            repairs += 1
+            if endpoint.ready and self.namespaces.is_alive(endpoint.netns_id, endpoint.pid, endpoint.netns_path):
+                if self._replug(endpoint):
+                    continue
+            self._quietly("delete veth", self.links.delete_link, endpoint.host_ifname)
+            veths.pop(endpoint.host_ifname, None)
+            self.store.remove(endpoint.container_id)
+            log.info("reconciled", action="released", container_id=endpoint.container_id,
+                     address=str(endpoint.address), reason="container gone" if endpoint.ready else "attach interrupted")
+        known = {e.host_ifname for e in self.store.list()}
+        for name in sorted(set(veths) - known):
+            repairs += 1
+            self._quietly("delete veth", self.links.delete_link, name)
+            log.info("reconciled", action="deleted orphan veth", host_ifname=name)
+        return repairs
+
+    def _replug(self, endpoint: Endpoint) -> bool:
+        """The container lives but its veth is gone: plug it again with the same address."""
+        try:
+            with self.namespaces.open_netns(endpoint.pid, endpoint.netns_path) as ns:
+                if ns.id != endpoint.netns_id:
+                    return False
+                ifindex = self._plug(endpoint, ns.fd)
+            self.store.mark_ready(endpoint.container_id, ifindex)
+        except NetdError as e:
+            log.warning("reconcile_failed", container_id=endpoint.container_id, error=str(e))
+            return False
+        log.info("reconciled", action="replugged", container_id=endpoint.container_id,
+                 address=str(endpoint.address))
+        return True
+
+    def forget_if_gone(self, host_ifname: str, ifindex: int) -> bool:
+        """A netd veth vanished from the kernel (its container's netns died):
+        release the endpoint without waiting for a Detach."""
+        endpoint = self.store.by_host_ifname(host_ifname)
+        if endpoint is None:
+            return False
+        with self._lock_for(endpoint.container_id):
+            # Re-read under the lock: a detach or re-attach may have won the race.
+            current = self.store.get(endpoint.container_id)
+            if current is None or not current.ready or current.host_ifindex != ifindex:
+                return False
+            self.store.remove(current.container_id)
+        log.info("container_gone", container_id=current.container_id, address=str(current.address))
+        return True
+
+    def sweep(self) -> int:
+        """Release every ready endpoint whose veth is gone (after lost link events)."""
+        veths = self.links.host_veths()
+        return sum(
+            self.forget_if_gone(e.host_ifname, e.host_ifindex)
+            for e in self.store.list(self.net.name)
+            if e.ready and veths.get(e.host_ifname) != e.host_ifindex
+        )
+
+    def _quietly(self, what: str, fn: Any, *args: Any) -> None:
+        """Run an undo step; its failure is logged, never hides the original error."""
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001 - rollback keeps going
+            log.error("rollback_failed", step=what, target=str(args[0]) if args else "", error=str(e))
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

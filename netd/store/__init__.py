@@ -1,0 +1,33 @@
+"""Where endpoints are recorded. `Store` is the contract; sqlite.py keeps it on
+disk, memory.py keeps it in a dict for unit tests."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from typing import Protocol
+
+from netd.model import Endpoint
+
+
+class Store(Protocol):
+    def add(self, endpoint: Endpoint) -> None:
+        """Record a new endpoint and remember its address as the last one handed
+        out. Raises AlreadyAttached for a known container id, AddressInUse for a
+        taken address."""
+
+    def mark_ready(self, container_id: str, host_ifindex: int) -> Endpoint: ...
+
+    def remove(self, container_id: str) -> bool:
+        """Forget an endpoint, releasing its address. False if it was unknown."""
+
+    def get(self, container_id: str) -> Endpoint | None: ...
+
+    def by_host_ifname(self, host_ifname: str) -> Endpoint | None: ...
+
+    def list(self, network: str | None = None) -> list[Endpoint]: ...
+
+    def used_addresses(self, network: str) -> set[IPv4Address]: ...
+
+    def last_reserved(self, network: str) -> IPv4Address | None: ...
+
+    def close(self) -> None: ...

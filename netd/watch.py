@@ -1,0 +1,77 @@
+"""Notice netd veths vanishing: when a container's netns dies the kernel
+destroys its veth pair, and the host end's RTM_DELLINK tells us at once.
+
+A raw rtnetlink socket subscribed to link events, parsed by hand: only the
+header, the ifindex and IFLA_IFNAME are needed.
+"""
+
+from __future__ import annotations
+
+import errno
+import select
+import socket
+import struct
+import threading
+from collections.abc import Callable, Iterator
+
+from netd.model import HOST_IFNAME_PREFIX
+
+RTMGRP_LINK = 0x1
+RTM_DELLINK = 17
+IFLA_IFNAME = 3
+NLMSG_HDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
+IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
+RTA_HDR = struct.Struct("=HH")  # len, type
+
+
+def _align(n: int) -> int:
+    return (n + 3) & ~3
+
+
+def parse_deleted_links(data: bytes) -> Iterator[tuple[str, int]]:
+    """(ifname, ifindex) for each RTM_DELLINK message in a netlink datagram."""
+    offset = 0
+    while offset + NLMSG_HDR.size <= len(data):
+        length, msg_type, _, _, _ = NLMSG_HDR.unpack_from(data, offset)
+        if length < NLMSG_HDR.size:
+            return
+        if msg_type == RTM_DELLINK:
+            body = offset + NLMSG_HDR.size
+            _, _, index, _, _ = IFINFOMSG.unpack_from(data, body)
+            attr = body + IFINFOMSG.size
+            while attr + RTA_HDR.size <= offset + length:
+                rta_len, rta_type = RTA_HDR.unpack_from(data, attr)
+                if rta_len < RTA_HDR.size:
+                    break
+                if rta_type == IFLA_IFNAME:
+                    name = data[attr + RTA_HDR.size: attr + rta_len].split(b"\0", 1)[0]
+                    yield name.decode(errors="replace"), index
+                    break
+                attr += _align(rta_len)
+        offset += _align(length)
+
+
+def watch_deleted_veths(
+    on_deleted: Callable[[str, int], object],
+    on_overflow: Callable[[], object],
+    stop: threading.Event,
+) -> None:
+    """Call on_deleted(name, ifindex) for every netd veth the kernel deletes,
+    and on_overflow() when events were lost (then the caller must resync)."""
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        sock.bind((0, RTMGRP_LINK))
+        while not stop.is_set():
+            ready, _, _ = select.select([sock], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                data = sock.recv(1 << 16)
+            except OSError as e:
+                if e.errno == errno.ENOBUFS:
+                    on_overflow()
+                    continue
+                raise
+            for name, index in parse_deleted_links(data):
+                if name.startswith(HOST_IFNAME_PREFIX):
+                    on_deleted(name, index)

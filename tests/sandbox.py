@@ -1,0 +1,209 @@
+"""A throwaway world for netd: a "host" netns where netd runs, an "outside"
+netns behind the host's uplink, and containers as `unshare --net` processes.
+
+Used by the integration tests, `make demo` and benchmarks. Everything it
+creates carries its prefix and is removed by `down()`, which never raises.
+Nothing is created in the machine's own network namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PREFIX = "ntdt"  # every netns these helpers make starts with this
+HOST_UPLINK, OUTSIDE_IF = "uplink0", "wan0"
+HOST_UPLINK_ADDR, OUTSIDE_ADDR = "198.51.100.2", "198.51.100.1"
+SERVER_PORT = 8080
+
+# Answers each TCP connection with the peer address it saw, then closes.
+ECHO_PEER_SERVER = f"""
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", {SERVER_PORT})); s.listen(128)
+while True:
+    c, peer = s.accept()
+    c.sendall(peer[0].encode()); c.close()
+"""
+
+TCP_CLIENT = """
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
+print(c.recv(64).decode())
+"""
+
+
+def sh(*argv: str, check: bool = True, timeout: float = 30, input: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=timeout, input=input)
+
+
+@dataclass
+class Container:
+    proc: subprocess.Popen
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def netns(self) -> str:
+        return f"/proc/{self.pid}/ns/net"
+
+    def run(self, *argv: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
+        return sh("nsenter", f"--net={self.netns}", *argv, check=check, timeout=timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+@dataclass
+class Sandbox:
+    name: str = field(default_factory=lambda: f"{PREFIX}{secrets.token_hex(3)}")
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="netd-sandbox-")))
+    containers: list[Container] = field(default_factory=list)
+    procs: list[subprocess.Popen] = field(default_factory=list)
+    netd_proc: subprocess.Popen | None = None
+    named_netns: list[str] = field(default_factory=list)
+
+    @property
+    def host(self) -> str:
+        return f"{self.name}-host"
+
+    @property
+    def outside(self) -> str:
+        return f"{self.name}-out"
+
+    @property
+    def socket(self) -> Path:
+        return self.workdir / "run" / "netd.sock"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.workdir / "state"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "netd.log"
+
+    # -- world -----------------------------------------------------------
+
+    def up(self) -> Sandbox:
+        sh("ip", "netns", "add", self.host)
+        sh("ip", "netns", "add", self.outside)
+        sh("ip", "-n", self.host, "link", "add", HOST_UPLINK, "type", "veth",
+           "peer", "name", OUTSIDE_IF, "netns", self.outside)
+        for ns, dev, addr in ((self.host, HOST_UPLINK, HOST_UPLINK_ADDR), (self.outside, OUTSIDE_IF, OUTSIDE_ADDR)):
+            sh("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh("ip", "-n", self.host, "route", "add", "default", "via", OUTSIDE_ADDR)
+        return self
+
+    def in_host(self, *argv: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
+        return sh("ip", "netns", "exec", self.host, *argv, check=check, timeout=timeout)
+
+    def in_outside(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+        return sh("ip", "netns", "exec", self.outside, *argv, check=check)
+
+    def host_json(self, *argv: str) -> list:
+        return json.loads(sh("ip", "-n", self.host, "-j", *argv).stdout or "[]")
+
+    def start_outside_server(self) -> None:
+        proc = subprocess.Popen(["ip", "netns", "exec", self.outside, sys.executable, "-c", ECHO_PEER_SERVER])
+        self.procs.append(proc)
+        wait_for(lambda: f":{SERVER_PORT}" in sh("ip", "netns", "exec", self.outside, "ss", "-ltn").stdout,
+                 "outside TCP server listening")
+
+    def container(self) -> Container:
+        proc = subprocess.Popen(["unshare", "--net", "sleep", "infinity"])
+        c = Container(proc)
+        self.containers.append(c)
+        wait_for(lambda: os.readlink(c.netns) != os.readlink("/proc/self/ns/net"), "container netns")
+        return c
+
+    def named_netns_add(self, suffix: str) -> str:
+        name = f"{self.name}-{suffix}"
+        sh("ip", "netns", "add", name)
+        self.named_netns.append(name)
+        return f"/run/netns/{name}"
+
+    # -- netd ------------------------------------------------------------
+
+    def start_netd(self, *extra: str, wait: bool = True) -> subprocess.Popen:
+        log = open(self.log_path, "a")
+        self.netd_proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.host, sys.executable, "-m", "netd",
+             "--socket", str(self.socket), "--state-dir", str(self.state_dir), "--log-format", "json",
+             "--firewall-check-interval", "0.5", *extra],
+            stdout=log, stderr=log,
+        )
+        log.close()
+        if wait:
+            wait_for(lambda: self.netctl("status", check=False).returncode == 0 or self.netd_proc.poll() is not None,
+                     "netd SERVING", timeout=20)
+            if self.netd_proc.poll() is not None:
+                raise RuntimeError(f"netd exited {self.netd_proc.returncode}:\n{self.log_path.read_text()}")
+        return self.netd_proc
+
+    def stop_netd(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+        proc, self.netd_proc = self.netd_proc, None
+        if proc is None or proc.poll() is not None:
+            return proc.returncode if proc else None
+        proc.send_signal(sig)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+
+    def netctl(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+        return sh(sys.executable, "-c", "from netd.cli import main; raise SystemExit(main())",
+                  "--socket", str(self.socket), *argv, check=check)
+
+    def netd_log(self) -> list[dict]:
+        lines = self.log_path.read_text().splitlines() if self.log_path.exists() else []
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    # -- teardown --------------------------------------------------------
+
+    def down(self) -> None:
+        """Remove everything this sandbox made. Never raises."""
+        self.stop_netd(signal.SIGKILL, timeout=5)
+        for c in self.containers:
+            c.kill()
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        for ns in (*self.named_netns, self.host, self.outside):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def wait_for(predicate, what: str, timeout: float = 10, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+def remove_leftovers() -> None:
+    """Delete every netns with our prefix (a previous run that was killed)."""
+    listing = sh("ip", "netns", "list", check=False).stdout
+    for line in listing.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        if name.startswith(PREFIX):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)

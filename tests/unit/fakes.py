@@ -1,0 +1,90 @@
+"""Stand-ins for the kernel boundaries (links, namespaces, firewall), so the
+service's orchestration and rollback can be tested without root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from netd.errors import ContainerNotFound, KernelError
+from netd.model import NetnsId
+
+
+@dataclass
+class FakeNetns:
+    fd: int
+    id: NetnsId
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+@dataclass
+class FakeNamespaces:
+    alive: set = field(default_factory=set)  # pids whose netns exists
+
+    def open_netns(self, pid=0, path=""):
+        if pid and pid not in self.alive:
+            raise ContainerNotFound(f"pid {pid}: no such process")
+        return FakeNetns(fd=pid or 1000, id=NetnsId(4, pid or 1000))
+
+    def is_alive(self, nsid, pid, path):
+        return pid in self.alive
+
+
+@dataclass
+class FakeLinks:
+    veths: dict = field(default_factory=dict)  # host name -> ifindex
+    configured: set = field(default_factory=set)
+    fail_on: str = ""  # name of a step that raises
+    next_index: int = 100
+
+    def _maybe_fail(self, step):
+        if self.fail_on == step:
+            raise KernelError(f"failed to {step}: injected")
+
+    def overlapping(self, subnet, bridge):
+        return []
+
+    def enable_ip_forwarding(self):
+        pass
+
+    def ensure_bridge(self, net):
+        return 1
+
+    def create_veth(self, host_ifname, peer_ifname, ns_fd, bridge_index, mtu, mac):
+        self._maybe_fail("create_veth")
+        self.next_index += 1
+        self.veths[host_ifname] = self.next_index
+        return self.next_index
+
+    def configure_container_side(self, ns_fd, ifname, address, gateway):
+        self._maybe_fail("configure_container_side")
+        self.configured.add(str(address))
+
+    def delete_link(self, name):
+        self._maybe_fail("delete_link")
+        return self.veths.pop(name, None) is not None
+
+    def host_veths(self):
+        return dict(self.veths)
+
+
+class FakeFirewall:
+    name = "fake"
+
+    def __init__(self):
+        self.applied = 0
+        self.flushed = False
+
+    def setup(self, net):
+        self.applied += 1
+        self.flushed = False
+
+    def intact(self, net):
+        return self.applied > 0 and not self.flushed
+
+    def teardown(self):
+        self.applied = 0

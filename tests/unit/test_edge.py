@@ -1,0 +1,57 @@
+"""Errors at the gRPC edge: each NetdError becomes its status, the rest INTERNAL without a traceback."""
+
+import grpc
+import pytest
+
+from netd import errors
+from netd.server import at_the_edge, status_code
+
+
+class AbortCalled(Exception):
+    pass
+
+
+class FakeContext:
+    def abort(self, code, details):
+        self.code, self.details = code, details
+        raise AbortCalled
+
+
+@pytest.mark.parametrize("error,code", [
+    (errors.InvalidArgument("x"), grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.AddressOutOfRange("x"), grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.ContainerNotFound("x"), grpc.StatusCode.NOT_FOUND),
+    (errors.AlreadyAttached("x"), grpc.StatusCode.ALREADY_EXISTS),
+    (errors.AddressInUse("x"), grpc.StatusCode.ALREADY_EXISTS),
+    (errors.PoolExhausted("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.BridgeFull("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.FailedPrecondition("x"), grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.KernelError("x"), grpc.StatusCode.INTERNAL),
+    (errors.FirewallError("x"), grpc.StatusCode.INTERNAL),
+    (errors.StoreError("x"), grpc.StatusCode.INTERNAL),
+])
+def test_status_codes(error, code):
+    assert status_code(error) == code
+
+
+def call(exc):
+    class Servicer:
+        @at_the_edge
+        def Method(self, request, context):
+            raise exc
+
+    ctx = FakeContext()
+    with pytest.raises(AbortCalled):
+        Servicer().Method(None, ctx)
+    return ctx
+
+
+def test_netd_error_message_reaches_the_client():
+    ctx = call(errors.ContainerNotFound("pid 7: no such process"))
+    assert (ctx.code, ctx.details) == (grpc.StatusCode.NOT_FOUND, "pid 7: no such process")
+
+
+def test_unexpected_error_is_internal_without_traceback():
+    ctx = call(ZeroDivisionError("secret detail"))
+    assert ctx.code == grpc.StatusCode.INTERNAL
+    assert "Traceback" not in ctx.details and "secret" not in ctx.details

@@ -1,0 +1,182 @@
+import threading
+from dataclasses import replace
+from ipaddress import IPv4Address, IPv4Network
+
+import pytest
+
+from netd.errors import AlreadyAttached, BridgeFull, ContainerNotFound, KernelError, PoolExhausted
+from netd.model import AttachRequest, NetworkConfig, host_ifname_for
+from netd.service import Service
+from netd.store.memory import MemoryStore
+from tests.unit.fakes import FakeFirewall, FakeLinks, FakeNamespaces
+
+
+def make(cidr="10.89.0.0/16", alive=(100, 101, 102)):
+    subnet = IPv4Network(cidr)
+    net = NetworkConfig("default", "netd0", subnet, next(subnet.hosts()), 1500)
+    svc = Service(net=net, store=MemoryStore(), links=FakeLinks(), namespaces=FakeNamespaces(set(alive)),
+                  firewall=FakeFirewall())
+    svc.prepare()
+    return svc
+
+
+def test_attach_records_ready_endpoint_and_plugs_veth():
+    svc = make()
+    ep = svc.attach(AttachRequest("c1", pid=100))
+    assert str(ep.address) == "10.89.0.2/16" and ep.ready
+    assert ep.host_ifname == host_ifname_for("c1")
+    assert svc.links.veths == {ep.host_ifname: ep.host_ifindex}
+    assert svc.links.configured == {"10.89.0.2/16"}
+
+
+def test_second_attach_of_same_id_is_refused_without_new_address():
+    svc = make()
+    svc.attach(AttachRequest("c1", pid=100))
+    with pytest.raises(AlreadyAttached):
+        svc.attach(AttachRequest("c1", pid=101))
+    assert len(svc.store.used_addresses("default")) == 1
+
+
+@pytest.mark.parametrize("step", ["create_veth", "configure_container_side"])
+def test_failure_mid_attach_leaves_nothing_behind(step):
+    svc = make()
+    svc.links.fail_on = step
+    with pytest.raises(KernelError, match="injected"):
+        svc.attach(AttachRequest("c1", pid=100))
+    assert svc.store.list() == []
+    assert svc.links.veths == {}
+
+
+def test_failure_of_the_undo_does_not_hide_the_original_error():
+    svc = make()
+
+    def broken(*_):
+        raise RuntimeError("store broke")
+
+    svc.store.mark_ready = broken
+    svc.links.fail_on = ""
+    with pytest.raises(RuntimeError, match="store broke"):
+        svc.attach(AttachRequest("c1", pid=100))
+    assert svc.links.veths == {} and svc.store.list() == []
+
+
+def test_unknown_pid_is_not_found_and_reserves_nothing():
+    svc = make()
+    with pytest.raises(ContainerNotFound):
+        svc.attach(AttachRequest("c1", pid=999))
+    assert svc.store.list() == []
+
+
+def test_detach_removes_veth_then_releases():
+    svc = make()
+    svc.attach(AttachRequest("c1", pid=100))
+    assert svc.detach("c1") is True
+    assert svc.links.veths == {} and svc.store.list() == []
+    assert svc.detach("c1") is False
+
+
+def test_detach_keeps_record_when_veth_deletion_fails():
+    svc = make()
+    svc.attach(AttachRequest("c1", pid=100))
+    svc.links.fail_on = "delete_link"
+    with pytest.raises(KernelError):
+        svc.detach("c1")
+    assert svc.store.get("c1") is not None
+
+
+def test_pool_exhaustion_leaves_nothing_behind():
+    svc = make("10.0.0.0/29", alive=range(100, 110))
+    for i in range(5):
+        svc.attach(AttachRequest(f"c{i}", pid=100 + i))
+    with pytest.raises(PoolExhausted):
+        svc.attach(AttachRequest("c5", pid=105))
+    assert len(svc.links.veths) == 5 and svc.store.get("c5") is None
+
+
+def test_bridge_full_before_the_kernel_refuses(monkeypatch):
+    monkeypatch.setattr("netd.service.BRIDGE_MAX_PORTS", 2)
+    svc = make()
+    svc.attach(AttachRequest("c1", pid=100))
+    svc.attach(AttachRequest("c2", pid=101))
+    with pytest.raises(BridgeFull, match="netd0"):
+        svc.attach(AttachRequest("c3", pid=102))
+
+
+def test_parallel_attaches_get_distinct_addresses():
+    svc = make(alive=range(1000, 1050))
+    results, errors = [], []
+
+    def go(i):
+        try:
+            results.append(svc.attach(AttachRequest(f"c{i}", pid=1000 + i)).address)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(set(results)) == 50
+
+
+def test_reconcile_releases_dead_and_interrupted_and_deletes_orphans():
+    svc = make()
+    svc.attach(AttachRequest("alive", pid=100))
+    svc.attach(AttachRequest("dead", pid=101))
+    svc.store.add(_unready(svc, "half"))
+    svc.namespaces.alive.discard(101)
+    svc.links.veths.pop(host_ifname_for("dead"))
+    svc.links.veths["vndorphan"] = 999
+    repairs = svc.reconcile()
+    assert [e.container_id for e in svc.store.list()] == ["alive"]
+    assert set(svc.links.veths) == {host_ifname_for("alive")}
+    assert repairs == 3
+
+
+def _unready(svc, cid):
+    """What a crash mid-attach leaves: a record never marked ready, its veth present."""
+    ep = svc.attach(AttachRequest(cid, pid=102))
+    svc.store.remove(cid)
+    return replace(ep, ready=False, host_ifindex=0)
+
+
+def test_reconcile_replugs_a_live_container_whose_veth_vanished():
+    svc = make()
+    ep = svc.attach(AttachRequest("c1", pid=100))
+    svc.links.veths.clear()
+    assert svc.reconcile() == 1
+    again = svc.store.get("c1")
+    assert again.address == ep.address and again.host_ifindex != ep.host_ifindex
+    assert again.host_ifname in svc.links.veths
+
+
+def test_forget_if_gone_only_for_the_matching_ifindex():
+    svc = make()
+    ep = svc.attach(AttachRequest("c1", pid=100))
+    assert svc.forget_if_gone(ep.host_ifname, ep.host_ifindex + 1) is False
+    assert svc.forget_if_gone(ep.host_ifname, ep.host_ifindex) is True
+    assert svc.store.get("c1") is None
+
+
+def test_sweep_releases_endpoints_whose_veth_is_gone():
+    svc = make()
+    svc.attach(AttachRequest("c1", pid=100))
+    svc.attach(AttachRequest("c2", pid=101))
+    svc.links.veths.pop(host_ifname_for("c1"))
+    assert svc.sweep() == 1
+    assert [e.container_id for e in svc.list()] == ["c2"]
+
+
+def test_heal_firewall_reapplies_only_when_flushed():
+    svc = make()
+    assert svc.heal_firewall() is False
+    svc.firewall.flushed = True
+    assert svc.heal_firewall() is True
+    assert svc.firewall.intact(svc.net)
+
+
+def test_static_address_is_used():
+    svc = make()
+    ep = svc.attach(AttachRequest("c1", pid=100, ip_address=IPv4Address("10.89.7.7")))
+    assert str(ep.address) == "10.89.7.7/16"

@@ -1,0 +1,90 @@
+from dataclasses import replace
+from ipaddress import IPv4Address, IPv4Interface
+
+import pytest
+
+from netd.errors import AddressInUse, AlreadyAttached
+from netd.model import Endpoint, NetnsId
+from netd.store.memory import MemoryStore
+from netd.store.sqlite import SqliteStore
+
+
+def endpoint(cid: str = "c1", ip: str = "10.89.0.2", network: str = "default") -> Endpoint:
+    return Endpoint(
+        container_id=cid, network=network, ifname="eth0", host_ifname=f"vnd{cid}",
+        address=IPv4Interface(f"{ip}/16"), gateway=IPv4Address("10.89.0.1"),
+        mac_address="02:42:0a:59:00:02", pid=42, netns_path="", netns_id=NetnsId(4, 4026532000),
+        created_at=f"2026-01-01T00:00:00.000Z-{cid}",
+    )
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request, tmp_path):
+    s = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "state" / "netd.db")
+    yield s
+    s.close()
+
+
+def test_add_then_get_round_trips(store):
+    store.add(endpoint())
+    assert store.get("c1") == endpoint()
+    assert store.by_host_ifname("vndc1") == endpoint()
+
+
+def test_add_remembers_last_reserved(store):
+    assert store.last_reserved("default") is None
+    store.add(endpoint("c1", "10.89.0.7"))
+    assert store.last_reserved("default") == IPv4Address("10.89.0.7")
+
+
+def test_duplicate_container_id_is_already_attached(store):
+    store.add(endpoint("c1", "10.89.0.2"))
+    with pytest.raises(AlreadyAttached, match="c1"):
+        store.add(endpoint("c1", "10.89.0.3"))
+    assert store.used_addresses("default") == {IPv4Address("10.89.0.2")}
+
+
+def test_duplicate_address_is_address_in_use(store):
+    store.add(endpoint("c1", "10.89.0.2"))
+    with pytest.raises(AddressInUse, match="10.89.0.2"):
+        store.add(endpoint("c2", "10.89.0.2"))
+    assert store.get("c2") is None
+
+
+def test_same_address_in_another_network_is_fine(store):
+    store.add(endpoint("c1", "10.89.0.2"))
+    store.add(replace(endpoint("c2", "10.89.0.2", network="other"), host_ifname="vndother"))
+    assert len(store.list()) == 2 and len(store.list("other")) == 1
+
+
+def test_mark_ready_records_ifindex(store):
+    store.add(endpoint())
+    ready = store.mark_ready("c1", 17)
+    assert ready.ready and ready.host_ifindex == 17
+    assert store.get("c1") == ready
+
+
+def test_remove_releases_and_reports(store):
+    store.add(endpoint())
+    assert store.remove("c1") is True
+    assert store.remove("c1") is False
+    assert store.used_addresses("default") == set()
+    assert store.get("c1") is None
+
+
+def test_list_is_ordered_by_creation(store):
+    for cid, ip in (("b", "10.89.0.3"), ("a", "10.89.0.2")):
+        store.add(endpoint(cid, ip))
+    assert [e.container_id for e in store.list()] == ["a", "b"]
+
+
+def test_sqlite_state_survives_reopen(tmp_path):
+    path = tmp_path / "netd.db"
+    first = SqliteStore(path)
+    first.add(endpoint())
+    first.mark_ready("c1", 9)
+    first.close()
+    second = SqliteStore(path)
+    assert second.get("c1").host_ifindex == 9
+    assert second.last_reserved("default") == IPv4Address("10.89.0.2")
+    second.close()

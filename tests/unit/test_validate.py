@@ -1,0 +1,76 @@
+from ipaddress import IPv4Address, IPv4Network
+
+import pytest
+
+from netd import validate
+from netd.errors import AddressOutOfRange, InvalidArgument
+from netd.model import NetworkConfig
+
+NET = NetworkConfig("default", "netd0", IPv4Network("10.89.0.0/16"), IPv4Address("10.89.0.1"), 1500)
+
+
+def attach(**kw):
+    fields = dict(container_id_="c1", pid_=1234, netns_path_="", ifname_="", ip_address="")
+    fields.update(kw)
+    return validate.attach_request(NET, **fields)
+
+
+def test_defaults():
+    req = attach()
+    assert (req.container_id, req.pid, req.ifname, req.ip_address) == ("c1", 1234, "eth0", None)
+
+
+@pytest.mark.parametrize("cid", ["", "-x", "a/b", "a b", "x" * 129, "é", "a\0b", "../etc"])
+def test_bad_container_ids_name_the_field(cid):
+    with pytest.raises(InvalidArgument, match="container_id"):
+        attach(container_id_=cid)
+
+
+@pytest.mark.parametrize("name", ["x" * 16, "a/b", "lo", ".", "..", "a b", "a:b", "é", "tab\t"])
+def test_bad_ifnames_name_the_field(name):
+    with pytest.raises(InvalidArgument, match="ifname"):
+        attach(ifname_=name)
+
+
+def test_fifteen_byte_ifname_is_fine():
+    assert attach(ifname_="x" * 15).ifname == "x" * 15
+
+
+@pytest.mark.parametrize("pid", [-1, 1, 4194305, 2**31 - 1])
+def test_bad_pids(pid):
+    with pytest.raises(InvalidArgument, match="pid"):
+        attach(pid_=pid)
+
+
+def test_both_pid_and_netns_path_is_refused():
+    with pytest.raises(InvalidArgument, match="exactly one of pid and netns_path"):
+        attach(netns_path_="/run/netns/x")
+
+
+def test_neither_pid_nor_netns_path_is_refused():
+    with pytest.raises(InvalidArgument, match="exactly one of pid and netns_path"):
+        attach(pid_=0)
+
+
+@pytest.mark.parametrize("path", ["relative/path", "/a\0b", "/" + "a" * 5000])
+def test_bad_netns_paths(path):
+    with pytest.raises(InvalidArgument, match="netns_path"):
+        attach(pid_=0, netns_path_=path)
+
+
+@pytest.mark.parametrize("addr", ["10.89.0.2/16", "banana", "::1", "10.89.0.256", "1.2.3"])
+def test_malformed_addresses(addr):
+    with pytest.raises(InvalidArgument, match="ip_address"):
+        attach(ip_address=addr)
+
+
+@pytest.mark.parametrize("addr,why", [
+    ("10.90.0.2", "outside"), ("10.89.0.1", "gateway"), ("10.89.0.0", "network"), ("10.89.255.255", "broadcast"),
+])
+def test_unusable_addresses(addr, why):
+    with pytest.raises(AddressOutOfRange, match=why):
+        attach(ip_address=addr)
+
+
+def test_static_address_is_parsed():
+    assert attach(ip_address="10.89.3.4").ip_address == IPv4Address("10.89.3.4")
