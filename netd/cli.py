@@ -95,3 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             return 3
         print(f"netctl: {code.name}: {e.details()}", file=sys.stderr)
         return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -26,6 +26,10 @@ from netd.model import NetnsId
 
 CLONE_NEWNET = 0x40000000
 NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), from linux/nsfs.h
+# Recent kernels give the initial netns this fixed nsfs inode
+# (PROC_NET_INIT_INO); /proc/1/ns/net may not be readable (PID 1 can hold
+# capabilities we lack), so this is how we recognise it there.
+INIT_NET_INO = 0xEFFFFFF9
 
 _libc = ctypes.CDLL(None, use_errno=True)
 T = TypeVar("T")
@@ -61,10 +65,11 @@ def _id_of_path(path: str) -> NetnsId | None:
 
 def protected_ids() -> dict[NetnsId, str]:
     """Namespaces netd must never wire a container into: its own and init's."""
-    found = {
-        _id_of_path("/proc/1/ns/net"): "the host's initial network namespace",
-        _id_of_path("/proc/self/ns/net"): "netd's own network namespace",
-    }
+    own = _id_of_path("/proc/self/ns/net")
+    found = {_id_of_path("/proc/1/ns/net"): "the host's initial network namespace"}
+    if own is not None:
+        found[NetnsId(own.dev, INIT_NET_INO)] = "the host's initial network namespace"
+        found[own] = "netd's own network namespace"
     return {k: v for k, v in found.items() if k is not None}
 
 

@@ -207,3 +207,15 @@ def remove_leftovers() -> None:
         name = line.split()[0] if line.strip() else ""
         if name.startswith(PREFIX):
             subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+
+
+def serve_in(sandbox: Sandbox, container: Container) -> None:
+    """Run the echo-peer TCP server inside a container."""
+    proc = subprocess.Popen(["nsenter", f"--net={container.netns}", sys.executable, "-c", ECHO_PEER_SERVER])
+    sandbox.procs.append(proc)
+    wait_for(lambda: f":{SERVER_PORT}" in container.run("ss", "-ltn").stdout, "container TCP server listening")
+
+
+def tcp_peer_seen(container: Container, address: str) -> str:
+    """Connect from the container to an echo-peer server; the source address it saw."""
+    return container.run(sys.executable, "-c", TCP_CLIENT, address, str(SERVER_PORT)).stdout.strip()

@@ -15,7 +15,8 @@ HOOKS = (("nat", "POSTROUTING", "NETD-POSTROUTING"), ("filter", "FORWARD", "NETD
 
 def render_rules(net: NetworkConfig) -> dict[str, list[str]]:
     """Our chains' rules, per table, exactly as iptables-save prints them."""
-    tag = f"-m comment --comment {TAG}:{net.name}"
+    # Quoted because iptables-save quotes a comment holding ':'.
+    tag = f'-m comment --comment "{TAG}:{net.name}"'
     return {
         "nat": [f"-A NETD-POSTROUTING -s {net.subnet} ! -o {net.bridge} {tag} -j MASQUERADE"],
         "filter": [

@@ -31,13 +31,13 @@ def test_iptables_restore_adds_missing_jumps_once():
     assert batch.splitlines() == [
         "*nat",
         ":NETD-POSTROUTING - [0:0]",
-        "-A NETD-POSTROUTING -s 10.89.0.0/16 ! -o netd0 -m comment --comment netd:default -j MASQUERADE",
+        '-A NETD-POSTROUTING -s 10.89.0.0/16 ! -o netd0 -m comment --comment "netd:default" -j MASQUERADE',
         "-I POSTROUTING 1 -m comment --comment netd -j NETD-POSTROUTING",
         "COMMIT",
         "*filter",
         ":NETD-FORWARD - [0:0]",
-        "-A NETD-FORWARD -i netd0 -m comment --comment netd:default -j ACCEPT",
-        "-A NETD-FORWARD -o netd0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment netd:default -j ACCEPT",
+        '-A NETD-FORWARD -i netd0 -m comment --comment "netd:default" -j ACCEPT',
+        '-A NETD-FORWARD -o netd0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "netd:default" -j ACCEPT',
         "-I FORWARD 1 -m comment --comment netd -j NETD-FORWARD",
         "COMMIT",
     ]

@@ -1,0 +1,115 @@
+"""The daemon as operators and systemd see it: start-up checks, socket, netctl, signals."""
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+
+import pytest
+
+
+def test_socket_is_0660_root_and_directory_not_world_writable(netd):
+    st = os.stat(netd.socket)
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o660 and st.st_uid == 0
+    assert not os.stat(netd.socket.parent).st_mode & stat.S_IWOTH
+
+
+CONNECT = "import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1]); print('connected')"
+
+
+def connect_as(group, path):
+    """Connect to netd's socket as user nobody with only the given group."""
+    if not os.path.exists("/usr/bin/python3"):
+        pytest.skip("needs /usr/bin/python3 (an interpreter user nobody may run)")
+    return subprocess.run(
+        ["setpriv", "--reuid=nobody", f"--regid={group}", "--clear-groups", "/usr/bin/python3", "-c", CONNECT, path],
+        capture_output=True, text=True,
+    )
+
+
+def test_non_root_user_cannot_connect_without_the_socket_group(sandbox):
+    os.chmod(sandbox.workdir, 0o755)  # only the socket's own mode may stand in the way
+    sandbox.start_netd("--socket-group", "nogroup")
+    assert os.stat(sandbox.socket).st_gid == 65534
+    refused = connect_as("daemon", str(sandbox.socket))
+    assert refused.returncode != 0 and "PermissionError" in refused.stderr
+    allowed = connect_as("nogroup", str(sandbox.socket))
+    assert allowed.returncode == 0 and "connected" in allowed.stdout, allowed.stderr
+
+
+def test_refuses_a_subnet_that_overlaps_the_uplink(sandbox):
+    proc = sandbox.start_netd("--subnet", "198.51.100.0/24", wait=False)
+    assert proc.wait(20) == 1
+    events = sandbox.netd_log()
+    assert events[-1]["event"] == "start_failed" and "overlaps" in events[-1]["error"]
+    assert "uplink0" in events[-1]["error"]
+    assert "netd0" not in {l["ifname"] for l in sandbox.host_json("link", "show")}
+
+
+def test_second_netd_on_the_same_state_dir_is_refused(netd):
+    second = subprocess.run(
+        ["ip", "netns", "exec", netd.host, sys.executable, "-m", "netd", "--socket", str(netd.workdir / "b.sock"),
+         "--state-dir", str(netd.state_dir), "--log-format", "json"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert second.returncode == 1 and "another netd is running" in second.stderr
+    assert netd.netctl("status").returncode == 0
+
+
+def test_sigterm_exits_zero_and_leaves_endpoints(netd):
+    c = netd.container()
+    netd.netctl("attach", "c1", "--pid", str(c.pid))
+    assert netd.stop_netd() == 0
+    assert "10.89.0.2/16" in c.run("ip", "-br", "addr", "show", "eth0").stdout
+    assert netd.netd_log()[-1]["event"] == "stopped"
+
+
+def test_netctl_table_and_json(netd):
+    c1, c2 = netd.container(), netd.container()
+    out = netd.netctl("attach", "c1", "--pid", str(c1.pid), "--ip", "10.89.0.50").stdout
+    assert out.splitlines()[0].split()[:3] == ["CONTAINER_ID", "IP_ADDRESS", "IFNAME"]
+    attached = json.loads(netd.netctl("attach", "c2", "--pid", str(c2.pid), "-o", "json").stdout)
+    assert attached["container_id"] == "c2" and attached["ip_address"] == "10.89.0.51/16"
+    assert attached["pid"] == c2.pid
+    table = netd.netctl("ls").stdout.splitlines()
+    assert len(table) == 3 and table[1].split()[:2] == ["c1", "10.89.0.50/16"]
+    header = table[0]
+    assert table[2].index("10.89.0.51/16") == header.index("IP_ADDRESS")  # aligned columns
+    listed = json.loads(netd.netctl("ls", "-o", "json").stdout)
+    assert [e["container_id"] for e in listed] == ["c1", "c2"]
+    assert set(listed[0]) >= {"container_id", "network", "ifname", "host_ifname", "ip_address", "gateway",
+                              "mac_address", "pid", "netns_path", "created_at"}
+    assert netd.netctl("detach", "c1").stdout.strip() == "c1: detached"
+    assert json.loads(netd.netctl("detach", "c1", "-o", "json").stdout) == {"detached": False}
+
+
+def test_netctl_status_and_unreachable(netd):
+    assert netd.netctl("status").stdout.startswith("SERVING")
+    netd.stop_netd()
+    result = netd.netctl("status", check=False)
+    assert result.returncode == 3 and "not reachable" in result.stderr
+
+
+def test_netctl_reads_netd_socket_from_the_environment(netd):
+    env = dict(os.environ, NETD_SOCKET=str(netd.socket))
+    result = subprocess.run([sys.executable, "-m", "netd.cli", "ls", "-o", "json"], env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and json.loads(result.stdout) == []
+
+
+def test_sd_notify_ready_when_serving(sandbox):
+    notify_path = str(sandbox.workdir / "notify.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(notify_path)
+    listener.settimeout(20)
+    os.environ["NOTIFY_SOCKET"] = notify_path
+    try:
+        sandbox.start_netd(wait=False)
+        message = listener.recv(4096).decode()
+    finally:
+        del os.environ["NOTIFY_SOCKET"]
+        listener.close()
+    assert message.startswith("READY=1") and "STATUS=serving 0 endpoints" in message
+    assert sandbox.netctl("status").returncode == 0
