@@ -18,6 +18,7 @@ from pathlib import Path
 import structlog
 
 from netd import config, firewall, links, netns, server, watch
+from netd.gate import Gate
 from netd.errors import FailedPrecondition, NetdError
 from netd.service import Service
 from netd.store.sqlite import SqliteStore
@@ -70,14 +71,12 @@ def lock_state_dir(state_dir: Path) -> int:
     return fd
 
 
-def prepare_socket_dir(socket_path: Path) -> None:
+def check_socket_dir(socket_path: Path) -> None:
     directory = socket_path.parent
     directory.mkdir(parents=True, exist_ok=True, mode=0o755)
     mode = directory.stat().st_mode
     if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
         raise FailedPrecondition(f"socket directory {directory} is world-writable: others could replace the socket")
-    # We hold the state-dir lock, so a socket file left here is a dead netd's.
-    socket_path.unlink(missing_ok=True)
 
 
 def set_socket_group(socket_path: Path, group: str) -> None:
@@ -107,7 +106,7 @@ def in_background(name: str, loop: Callable[[], object], stop: threading.Event, 
 def serve(cfg: config.DaemonConfig) -> int:
     started = time.monotonic()
     lock_fd = lock_state_dir(cfg.state_dir)
-    prepare_socket_dir(cfg.socket)
+    check_socket_dir(cfg.socket)
     store = SqliteStore(cfg.state_dir / "netd.db")
     net = config.network(cfg, links.uplink_mtu())
     fw = firewall.select(cfg.firewall)
@@ -116,9 +115,11 @@ def serve(cfg: config.DaemonConfig) -> int:
     service.prepare()
     repairs = service.reconcile()
 
-    grpc_server, health = server.build_server(service, cfg.socket)
+    gate = Gate(cfg.socket, cfg.state_dir / "grpc.sock")
+    grpc_server, health = server.build_server(service, gate.private, gate.caller)
     grpc_server.start()
     set_socket_group(cfg.socket, cfg.socket_group)
+    gate.start()
     server.set_serving(health, True)
     count = len(service.list())
     log.info("serving", socket=str(cfg.socket), bridge=net.bridge, subnet=str(net.subnet), mtu=net.mtu,
@@ -136,6 +137,7 @@ def serve(cfg: config.DaemonConfig) -> int:
     # In-flight calls finish, new ones get UNAVAILABLE; endpoints stay up so
     # containers keep their network while netd restarts.
     sd_notify("STOPPING=1")
+    gate.stop()
     server.set_serving(health, False)
     grpc_server.stop(SHUTDOWN_GRACE_SECONDS).wait()
     store.close()

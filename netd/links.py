@@ -1,9 +1,8 @@
-"""Netlink steps on the host and inside containers, through pyroute2.
+"""Netlink steps on the host and inside containers.
 
-A pyroute2 IPRoute keeps thread-local state, so each thread gets its own
-(cached for the thread's life: gRPC workers are long-lived). Container-side
-work opens a socket on a thread that has entered the container's netns; the
-socket stays bound to that netns.
+The attach/detach hot path uses hand-built messages (rtnl.py); start-up work
+(bridge, dumps for reconcile) uses pyroute2. Both keep one socket per thread
+(pyroute2's IPRoute has thread-local state; gRPC workers are long-lived).
 """
 
 from __future__ import annotations
@@ -14,11 +13,12 @@ import threading
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_network
 
 from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.exceptions import NetlinkError as PyNetlinkError
 
 from netd import netns
 from netd.errors import AlreadyExists, FailedPrecondition, KernelError
 from netd.model import HOST_IFNAME_PREFIX, NetworkConfig, mac_for
+from netd.rtnl import NetlinkError, Rtnl
 
 _local = threading.local()
 DEFAULT_MTU = 1500
@@ -36,7 +36,7 @@ def _index(ipr: IPRoute, name: str) -> int | None:
     return found[0] if found else None
 
 
-def _kernel_error(action: str, e: NetlinkError) -> KernelError:
+def _kernel_error(action: str, e: PyNetlinkError) -> KernelError:
     return KernelError(f"failed to {action}: {e.args[1] if len(e.args) > 1 else e}")
 
 
@@ -48,7 +48,7 @@ def ensure_bridge(net: NetworkConfig) -> int:
         if index is None:
             try:
                 ipr.link("add", ifname=net.bridge, kind="bridge")
-            except NetlinkError as e:
+            except PyNetlinkError as e:
                 if e.code != errno.EEXIST:
                     raise
             index = _index(ipr, net.bridge)
@@ -63,58 +63,54 @@ def ensure_bridge(net: NetworkConfig) -> int:
         if (str(net.gateway), net.subnet.prefixlen) not in have:
             ipr.addr("add", index=index, address=str(net.gateway), prefixlen=net.subnet.prefixlen)
         return index
-    except NetlinkError as e:
+    except PyNetlinkError as e:
         raise _kernel_error(f"set up bridge {net.bridge}", e) from e
 
 
+def _rtnl() -> Rtnl:
+    sock = getattr(_local, "rtnl", None)
+    if sock is None:
+        sock = _local.rtnl = Rtnl()
+    return sock
+
+
 def create_veth(host_ifname: str, peer_ifname: str, ns_fd: int, bridge_index: int, mtu: int, mac: str) -> int:
-    """One request: the pair, its peer already in the container netns, the host end on the bridge."""
-    ipr = _host()
+    """One request: the pair, its peer already in the container netns, the host end up on the bridge."""
+    rtnl = _rtnl()
     try:
-        ipr.link(
-            "add", ifname=host_ifname, kind="veth", master=bridge_index, mtu=mtu, state="up",
-            peer={"ifname": peer_ifname, "net_ns_fd": ns_fd, "address": mac, "mtu": mtu},
-        )
+        rtnl.create_veth(host_ifname, peer_ifname, ns_fd, bridge_index, mtu, mac)
     except NetlinkError as e:
-        if e.code == errno.EEXIST:
-            if _index(ipr, host_ifname) is not None:
+        if e.errno == errno.EEXIST:
+            if rtnl.link_index(host_ifname) is not None:
                 raise AlreadyExists(f"host interface {host_ifname} already exists") from None
             raise AlreadyExists(f"ifname {peer_ifname} already exists in the container's network namespace") from None
-        raise _kernel_error(f"create veth {host_ifname}", e) from e
-    index = _index(ipr, host_ifname)
+        raise KernelError(f"failed to create veth {host_ifname}: {e.strerror}") from e
+    index = rtnl.link_index(host_ifname)
     if index is None:
         raise KernelError(f"failed to create veth {host_ifname}: it vanished (container exited?)")
     return index
 
 
-def _configure_here(ifname: str, address: IPv4Interface, gateway: IPv4Address) -> None:
-    with IPRoute() as ipr:
-        index = _index(ipr, ifname)
-        if index is None:
-            raise KernelError(f"failed to configure {ifname}: not in the container's network namespace")
-        ipr.addr("add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen)
-        ipr.link("set", index=index, state="up")
-        ipr.link("set", index=_index(ipr, "lo"), state="up")
-        ipr.route("add", dst="0.0.0.0/0", gateway=str(gateway), oif=index)
-
-
 def configure_container_side(ns_fd: int, ifname: str, address: IPv4Interface, gateway: IPv4Address) -> None:
-    try:
-        netns.run_in(ns_fd, _configure_here, ifname, address, gateway)
-    except NetlinkError as e:
-        raise _kernel_error(f"configure {ifname} in the container", e) from e
+    with Rtnl(netns.netlink_socket_in(ns_fd)) as rtnl:
+        try:
+            index = rtnl.link_index(ifname)
+            if index is None:
+                raise KernelError(f"failed to configure {ifname}: not in the container's network namespace")
+            rtnl.configure(index, address, gateway)
+        except NetlinkError as e:
+            raise KernelError(f"failed to configure {ifname} in the container: {e.strerror}") from e
 
 
 def delete_link(name: str) -> bool:
     """Delete a link; False when it was already gone."""
-    ipr = _host()
     try:
-        ipr.link("del", ifname=name)
+        _rtnl().delete_link(name)
         return True
     except NetlinkError as e:
-        if e.code == errno.ENODEV:
+        if e.errno == errno.ENODEV:
             return False
-        raise _kernel_error(f"delete link {name}", e) from e
+        raise KernelError(f"failed to delete link {name}: {e.strerror}") from e
 
 
 def host_veths() -> dict[str, int]:

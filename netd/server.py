@@ -37,10 +37,6 @@ def endpoint_to_proto(e: Endpoint) -> pb.Endpoint:
     )
 
 
-def _caller(context: grpc.ServicerContext) -> str:
-    return context.peer() or "unknown"
-
-
 def at_the_edge(method: Callable) -> Callable:
     """Expected errors become their status; anything else is logged with its
     stack and reaches the client as INTERNAL without one."""
@@ -61,8 +57,17 @@ def at_the_edge(method: Callable) -> Callable:
 
 
 class NetdServicer(pb_grpc.NetdServicer):
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, identify: Callable[[str], object]) -> None:
         self._service = service
+        self._identify = identify
+        # container id → (Endpoint, its proto). The store hands out the same
+        # frozen Endpoint until it changes, so identity says the proto is
+        # current; this keeps listing 1000 endpoints to a few milliseconds.
+        self._protos: dict[str, tuple[Endpoint, pb.Endpoint]] = {}
+
+    def _caller(self, context: grpc.ServicerContext) -> str:
+        """Who made this call, for the log: the gate's SO_PEERCRED record."""
+        return str(self._identify(context.peer()) or f"direct {context.peer()}")
 
     @at_the_edge
     def AttachContainer(self, request: pb.AttachContainerRequest, context: grpc.ServicerContext) -> pb.AttachContainerResponse:
@@ -71,25 +76,35 @@ class NetdServicer(pb_grpc.NetdServicer):
             container_id_=request.container_id, pid_=request.pid, netns_path_=request.netns_path,
             ifname_=request.ifname, ip_address=request.ip_address,
         )
-        endpoint = self._service.attach(req, caller=_caller(context))
+        endpoint = self._service.attach(req, caller=self._caller(context))
         return pb.AttachContainerResponse(endpoint=endpoint_to_proto(endpoint))
 
     @at_the_edge
     def DetachContainer(self, request: pb.DetachContainerRequest, context: grpc.ServicerContext) -> pb.DetachContainerResponse:
         cid = validate.container_id(request.container_id)
-        return pb.DetachContainerResponse(detached=self._service.detach(cid, caller=_caller(context)))
+        return pb.DetachContainerResponse(detached=self._service.detach(cid, caller=self._caller(context)))
 
     @at_the_edge
     def ListEndpoints(self, request: pb.ListEndpointsRequest, context: grpc.ServicerContext) -> pb.ListEndpointsResponse:
-        return pb.ListEndpointsResponse(endpoints=[endpoint_to_proto(e) for e in self._service.list()])
+        cached, fresh = self._protos, {}
+        for e in self._service.list():
+            hit = cached.get(e.container_id)
+            fresh[e.container_id] = hit if hit and hit[0] is e else (e, endpoint_to_proto(e))
+        self._protos = fresh
+        response = pb.ListEndpointsResponse()
+        response.endpoints.extend(proto for _, proto in fresh.values())
+        return response
 
 
-def build_server(service: Service, socket_path: Path, workers: int = 16) -> tuple[grpc.Server, health.HealthServicer]:
+def build_server(
+    service: Service, socket_path: Path, identify: Callable[[str], object], workers: int = 16
+) -> tuple[grpc.Server, health.HealthServicer]:
+    """gRPC on a private socket (0600, root only); the gate relays the public one to it."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
     )
-    pb_grpc.add_NetdServicer_to_server(NetdServicer(service), server)
+    pb_grpc.add_NetdServicer_to_server(NetdServicer(service, identify), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in (SERVICE_NAME, ""):
@@ -98,8 +113,8 @@ def build_server(service: Service, socket_path: Path, workers: int = 16) -> tupl
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
-    # The socket is born 0660: no window in which others could connect.
-    old_umask = os.umask(0o117)
+    socket_path.unlink(missing_ok=True)
+    old_umask = os.umask(0o177)
     try:
         server.add_insecure_port(f"unix:{socket_path}")
     finally:

@@ -1,8 +1,9 @@
-"""An in-memory Store with the same contract as the SQLite one, for unit tests."""
+"""The Store in memory: the unit tests' store, and SqliteStore's read mirror."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import replace
 from ipaddress import IPv4Address
 
@@ -13,17 +14,29 @@ from netd.model import Endpoint
 class MemoryStore:
     def __init__(self) -> None:
         self._endpoints: dict[str, Endpoint] = {}
+        self._by_host: dict[str, str] = {}  # host ifname → container id
+        self._used: dict[str, set[IPv4Address]] = {}
         self._last: dict[str, IPv4Address] = {}
         self._lock = threading.Lock()
 
+    def load(self, endpoints: Iterable[Endpoint], last: dict[str, IPv4Address]) -> None:
+        for endpoint in endpoints:
+            self._put(endpoint)
+        self._last.update(last)
+
+    def _put(self, endpoint: Endpoint) -> None:
+        self._endpoints[endpoint.container_id] = endpoint
+        self._by_host[endpoint.host_ifname] = endpoint.container_id
+        self._used.setdefault(endpoint.network, set()).add(endpoint.address.ip)
+
     def add(self, endpoint: Endpoint) -> None:
         with self._lock:
-            if endpoint.container_id in self._endpoints:
+            if endpoint.container_id in self._endpoints or endpoint.host_ifname in self._by_host:
                 raise AlreadyAttached(f"container {endpoint.container_id} is already attached")
             ip = endpoint.address.ip
-            if any(e.network == endpoint.network and e.address.ip == ip for e in self._endpoints.values()):
+            if ip in self._used.get(endpoint.network, ()):
                 raise AddressInUse(f"ip_address {ip} is already assigned to another endpoint")
-            self._endpoints[endpoint.container_id] = endpoint
+            self._put(endpoint)
             self._last[endpoint.network] = ip
 
     def mark_ready(self, container_id: str, host_ifindex: int) -> Endpoint:
@@ -34,28 +47,33 @@ class MemoryStore:
 
     def remove(self, container_id: str) -> bool:
         with self._lock:
-            return self._endpoints.pop(container_id, None) is not None
+            endpoint = self._endpoints.pop(container_id, None)
+            if endpoint is None:
+                return False
+            del self._by_host[endpoint.host_ifname]
+            self._used[endpoint.network].discard(endpoint.address.ip)
+            return True
 
     def get(self, container_id: str) -> Endpoint | None:
-        with self._lock:
-            return self._endpoints.get(container_id)
+        return self._endpoints.get(container_id)
 
     def by_host_ifname(self, host_ifname: str) -> Endpoint | None:
         with self._lock:
-            return next((e for e in self._endpoints.values() if e.host_ifname == host_ifname), None)
+            container_id = self._by_host.get(host_ifname)
+            return self._endpoints.get(container_id) if container_id else None
 
     def list(self, network: str | None = None) -> list[Endpoint]:
         with self._lock:
-            endpoints = sorted(self._endpoints.values(), key=lambda e: (e.created_at, e.container_id))
+            endpoints = list(self._endpoints.values())
+        endpoints.sort(key=lambda e: (e.created_at, e.container_id))
         return [e for e in endpoints if network is None or e.network == network]
 
     def used_addresses(self, network: str) -> set[IPv4Address]:
         with self._lock:
-            return {e.address.ip for e in self._endpoints.values() if e.network == network}
+            return set(self._used.get(network, ()))
 
     def last_reserved(self, network: str) -> IPv4Address | None:
-        with self._lock:
-            return self._last.get(network)
+        return self._last.get(network)
 
     def close(self) -> None:
         pass

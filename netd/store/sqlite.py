@@ -1,9 +1,13 @@
 """The Store on disk: one SQLite file in WAL mode under the state dir.
 
-One connection shared by all threads behind a lock: writes are serialised by
-SQLite anyway, and a single connection avoids per-thread connection setup on
-the attach path. UNIQUE constraints are the last line against handing out an
-address twice.
+Every write goes to SQLite first (the record of truth across crashes), then
+to an in-memory mirror that answers all reads: one netd owns the file (see
+daemon.lock_state_dir), so the mirror cannot go stale, and listing 1000
+endpoints costs no parsing of rows. UNIQUE constraints are the last line
+against handing out an address twice.
+
+One connection shared by all threads behind a lock: SQLite serialises
+writes anyway, and it avoids per-thread connection setup on the attach path.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 
 from netd.errors import AddressInUse, AlreadyAttached, StoreError
 from netd.model import Endpoint, NetnsId
+from netd.store.memory import MemoryStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS endpoints (
@@ -49,18 +54,9 @@ COLUMNS = (
 def _row_to_endpoint(row: tuple) -> Endpoint:
     (cid, network, ifname, host_ifname, address, gateway, mac, pid, path, nsid, created, ifindex, ready) = row
     return Endpoint(
-        container_id=cid,
-        network=network,
-        ifname=ifname,
-        host_ifname=host_ifname,
-        address=IPv4Interface(address),
-        gateway=IPv4Address(gateway),
-        mac_address=mac,
-        pid=pid,
-        netns_path=path,
-        netns_id=NetnsId.parse(nsid),
-        created_at=created,
-        host_ifindex=ifindex,
+        container_id=cid, network=network, ifname=ifname, host_ifname=host_ifname,
+        address=IPv4Interface(address), gateway=IPv4Address(gateway), mac_address=mac, pid=pid,
+        netns_path=path, netns_id=NetnsId.parse(nsid), created_at=created, host_ifindex=ifindex,
         ready=bool(ready),
     )
 
@@ -76,86 +72,82 @@ class SqliteStore:
             # process); only a power loss can drop the last transactions.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            rows = self._db.execute(f"SELECT {COLUMNS} FROM endpoints").fetchall()
+            last = self._db.execute("SELECT network, last_reserved FROM allocator").fetchall()
         except sqlite3.Error as e:
             raise StoreError(f"failed to open state database {path}: {e}") from e
         self._lock = threading.Lock()
+        self._mirror = MemoryStore()
+        self._mirror.load([_row_to_endpoint(r) for r in rows], {n: IPv4Address(a) for n, a in last})
 
-    def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
-        with self._lock:
+    def _write(self, what: str, *statements: tuple[str, tuple]) -> list[tuple]:
+        """Run statements in one transaction; rows returned by the last one."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
             try:
-                return self._db.execute(sql, args).fetchall()
-            except sqlite3.Error as e:
-                raise StoreError(f"failed to query state database {self.path}: {e}") from e
+                for sql, args in statements:
+                    rows = self._db.execute(sql, args).fetchall()
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return rows
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as e:
+            raise StoreError(f"failed to {what}: {e}") from e
 
     def add(self, endpoint: Endpoint) -> None:
         e = endpoint
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._db.execute(
-                        f"INSERT INTO endpoints ({COLUMNS}, ip) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (e.container_id, e.network, e.ifname, e.host_ifname, str(e.address),
-                         str(e.gateway), e.mac_address, e.pid, e.netns_path, str(e.netns_id),
-                         e.created_at, e.host_ifindex, int(e.ready), str(e.address.ip)),
-                    )
-                    self._db.execute(
-                        "INSERT INTO allocator (network, last_reserved) VALUES (?, ?) "
-                        "ON CONFLICT(network) DO UPDATE SET last_reserved = excluded.last_reserved",
-                        (e.network, str(e.address.ip)),
-                    )
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
+                self._write(
+                    f"record endpoint {e.container_id}",
+                    (f"INSERT INTO endpoints ({COLUMNS}, ip) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                     (e.container_id, e.network, e.ifname, e.host_ifname, str(e.address), str(e.gateway),
+                      e.mac_address, e.pid, e.netns_path, str(e.netns_id), e.created_at, e.host_ifindex,
+                      int(e.ready), str(e.address.ip))),
+                    ("INSERT INTO allocator (network, last_reserved) VALUES (?, ?) "
+                     "ON CONFLICT(network) DO UPDATE SET last_reserved = excluded.last_reserved",
+                     (e.network, str(e.address.ip))),
+                )
             except sqlite3.IntegrityError as err:
                 if "endpoints.ip" in str(err):
                     raise AddressInUse(f"ip_address {e.address.ip} is already assigned to another endpoint") from None
                 raise AlreadyAttached(f"container {e.container_id} is already attached") from None
-            except sqlite3.Error as err:
-                raise StoreError(f"failed to record endpoint {e.container_id}: {err}") from err
+            self._mirror.add(endpoint)
 
     def mark_ready(self, container_id: str, host_ifindex: int) -> Endpoint:
-        self._query(
-            "UPDATE endpoints SET ready = 1, host_ifindex = ? WHERE container_id = ?",
-            (host_ifindex, container_id),
-        )
-        endpoint = self.get(container_id)
-        if endpoint is None:
-            raise StoreError(f"failed to mark endpoint {container_id} ready: record vanished")
-        return endpoint
+        with self._lock:
+            rows = self._write(
+                f"mark endpoint {container_id} ready",
+                ("UPDATE endpoints SET ready = 1, host_ifindex = ? WHERE container_id = ? RETURNING 1",
+                 (host_ifindex, container_id)),
+            )
+            if not rows:
+                raise StoreError(f"failed to mark endpoint {container_id} ready: record vanished")
+            return self._mirror.mark_ready(container_id, host_ifindex)
 
     def remove(self, container_id: str) -> bool:
         with self._lock:
-            try:
-                return self._db.execute(
-                    "DELETE FROM endpoints WHERE container_id = ?", (container_id,)
-                ).rowcount > 0
-            except sqlite3.Error as e:
-                raise StoreError(f"failed to remove endpoint {container_id}: {e}") from e
+            self._write(f"remove endpoint {container_id}",
+                        ("DELETE FROM endpoints WHERE container_id = ?", (container_id,)))
+            return self._mirror.remove(container_id)
 
     def get(self, container_id: str) -> Endpoint | None:
-        rows = self._query(f"SELECT {COLUMNS} FROM endpoints WHERE container_id = ?", (container_id,))
-        return _row_to_endpoint(rows[0]) if rows else None
+        return self._mirror.get(container_id)
 
     def by_host_ifname(self, host_ifname: str) -> Endpoint | None:
-        rows = self._query(f"SELECT {COLUMNS} FROM endpoints WHERE host_ifname = ?", (host_ifname,))
-        return _row_to_endpoint(rows[0]) if rows else None
+        return self._mirror.by_host_ifname(host_ifname)
 
     def list(self, network: str | None = None) -> list[Endpoint]:
-        sql = f"SELECT {COLUMNS} FROM endpoints"
-        args: tuple = ()
-        if network is not None:
-            sql, args = sql + " WHERE network = ?", (network,)
-        return [_row_to_endpoint(r) for r in self._query(sql + " ORDER BY created_at, container_id", args)]
+        return self._mirror.list(network)
 
     def used_addresses(self, network: str) -> set[IPv4Address]:
-        rows = self._query("SELECT ip FROM endpoints WHERE network = ?", (network,))
-        return {IPv4Address(r[0]) for r in rows}
+        return self._mirror.used_addresses(network)
 
     def last_reserved(self, network: str) -> IPv4Address | None:
-        rows = self._query("SELECT last_reserved FROM allocator WHERE network = ?", (network,))
-        return IPv4Address(rows[0][0]) if rows else None
+        return self._mirror.last_reserved(network)
 
     def close(self) -> None:
         with self._lock:

@@ -39,6 +39,15 @@ def test_non_root_user_cannot_connect_without_the_socket_group(sandbox):
     assert allowed.returncode == 0 and "connected" in allowed.stdout, allowed.stderr
 
 
+def test_each_mutating_call_logs_the_callers_uid_and_pid(netd, client):
+    c = netd.container()
+    client.attach("c1", pid=c.pid)
+    client.detach("c1")
+    events = {e["event"]: e for e in netd.netd_log()}
+    assert events["attached"]["caller"] == f"uid=0 pid={os.getpid()}"
+    assert events["detached"]["caller"] == f"uid=0 pid={os.getpid()}"
+
+
 def test_refuses_a_subnet_that_overlaps_the_uplink(sandbox):
     proc = sandbox.start_netd("--subnet", "198.51.100.0/24", wait=False)
     assert proc.wait(20) == 1
