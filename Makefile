@@ -5,12 +5,13 @@ PY := $(VENV)/bin/python
 DEB_PACKAGES := iproute2 iptables nftables iputils-ping util-linux procps
 PROTO := proto/netd/v1/netd.proto
 
-.PHONY: help dev deb proto test unit integration demo lint clean
+.PHONY: help dev deb proto test unit integration demo bench lint clean
 
 help:
 	@echo "make dev          venv with netd (editable) and test tools; installs Debian packages if missing"
 	@echo "make test         unit + integration tests (integration needs root)"
 	@echo "make demo         netd's main job in a throwaway sandbox"
+	@echo "make bench        netd vs CNI bridge plugin and netavark, results in bench/results/"
 	@echo "make proto        regenerate netd/v1/*_pb2*.py from $(PROTO)"
 
 deb:
@@ -45,3 +46,9 @@ demo: dev
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+BENCH_DEB_PACKAGES := containernetworking-plugins netavark
+
+bench: dev
+	@$(MAKE) --no-print-directory deb DEB_PACKAGES="$(BENCH_DEB_PACKAGES)"
+	$(PY) -m bench.run

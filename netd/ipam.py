@@ -34,14 +34,15 @@ def next_free(
     first, end = usable_bounds(network)
     if len(used) >= capacity(network):
         raise PoolExhausted(f"no free address left in subnet {network.subnet} of network {network.name}")
-    taken = {int(a) for a in used}
-    taken.add(int(network.gateway))
+    gateway = int(network.gateway)
     start = int(last) + 1 if last is not None and first <= int(last) < end else first
     size = end - first + 1
+    # Round robin usually finds a free address at the first try: test
+    # candidates one by one instead of converting the whole used set.
     for step in range(size):
         candidate = first + (start - first + step) % size
-        if candidate not in taken:
-            return IPv4Address(candidate)
+        if candidate != gateway and (address := IPv4Address(candidate)) not in used:
+            return address
     raise PoolExhausted(f"no free address left in subnet {network.subnet} of network {network.name}")
 
 

@@ -1,8 +1,8 @@
 """Network namespaces: open one by PID or path as an fd, and get a netlink
 socket inside it.
 
-Never fork inside the daemon (pyroute2's NetNS forks, and forks next to gRPC's
-threads crash): setns() on the calling thread instead, see netlink_socket_in.
+Never fork inside the daemon (helpers that fork into a netns crash next to
+gRPC's threads): setns() on the calling thread instead, see netlink_socket_in.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
-"""Hand-built rtnetlink requests for the attach hot path.
+"""Hand-built rtnetlink messages: just what netd sends and reads.
 
 pyroute2's high-level calls cost ~7 ms per attach in Python; the same work as
-a handful of raw messages costs well under 2. Only what attach and detach need
-lives here; everything else (dumps at start-up) stays on pyroute2.
+a handful of raw messages costs well under 2, and there is nothing to import.
 
 Several requests may go in one datagram: the kernel runs them in order and
 acknowledges each, so a batch costs one round trip.
@@ -14,7 +13,8 @@ import itertools
 import os
 import socket
 import struct
-from ipaddress import IPv4Address, IPv4Interface
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 NLMSG = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 IFINFO = struct.Struct("=BxHiII")  # family, type, index, flags, change
@@ -23,13 +23,14 @@ RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, pro
 NLA = struct.Struct("=HH")
 ERRNO = struct.Struct("=i")
 
-NLMSG_ERROR = 2
-RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 17, 18, 20, 24
-F_REQUEST, F_ACK, F_EXCL, F_CREATE = 0x1, 0x4, 0x200, 0x400
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 1, 3, 4, 10, 18, 28
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_NEWADDR, RTM_GETADDR, RTM_NEWROUTE, RTM_GETROUTE = 16, 17, 18, 20, 22, 24, 26
+F_REQUEST, F_ACK, F_DUMP, F_EXCL, F_CREATE = 0x1, 0x4, 0x300, 0x200, 0x400
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_GROUP, IFLA_NET_NS_FD = 1, 3, 4, 10, 18, 27, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
+IFLA_AF_SPEC, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 26, 8, 1
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
-RTA_OIF, RTA_GATEWAY = 4, 5
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 IFF_UP = 0x1
 RT_TABLE_MAIN, RTPROT_STATIC, RTN_UNICAST = 254, 4, 1
 LOOPBACK_INDEX = 1  # lo is always ifindex 1 in a network namespace
@@ -57,6 +58,73 @@ def u32(kind: int, value: int) -> bytes:
     return attr(kind, struct.pack("=I", value))
 
 
+def parse_attrs(data: bytes, offset: int = 0) -> dict[int, bytes]:
+    """rtattrs from offset to the end: type (nested flag cleared) → payload."""
+    found = {}
+    while offset + NLA.size <= len(data):
+        length, kind = NLA.unpack_from(data, offset)
+        if length < NLA.size:
+            break
+        found[kind & ~NLA_F_NESTED] = data[offset + NLA.size: offset + length]
+        offset += (length + 3) & ~3
+    return found
+
+
+def text(payload: bytes | None) -> str:
+    return payload.split(b"\0", 1)[0].decode(errors="replace") if payload else ""
+
+
+def num(payload: bytes | None) -> int:
+    return struct.unpack("=I", payload[:4])[0] if payload else 0
+
+
+@dataclass(frozen=True)
+class Link:
+    index: int
+    name: str
+    flags: int
+    mtu: int
+    master: int
+    kind: str
+
+
+@dataclass(frozen=True)
+class Addr:
+    index: int
+    address: IPv4Interface
+
+
+@dataclass(frozen=True)
+class Route:
+    dst: IPv4Network
+    oif: int
+    gateway: IPv4Address | None
+    table: int
+
+
+def parse_link(body: bytes) -> Link:
+    _, _, index, flags, _ = IFINFO.unpack_from(body)
+    attrs = parse_attrs(body, IFINFO.size)
+    kind = text(parse_attrs(attrs[IFLA_LINKINFO]).get(IFLA_INFO_KIND)) if IFLA_LINKINFO in attrs else ""
+    return Link(index, text(attrs.get(IFLA_IFNAME)), flags, num(attrs.get(IFLA_MTU)), num(attrs.get(IFLA_MASTER)), kind)
+
+
+def parse_addr(body: bytes) -> Addr:
+    _, prefixlen, _, _, index = IFADDR.unpack_from(body)
+    attrs = parse_attrs(body, IFADDR.size)
+    raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS) or b"\0\0\0\0"
+    return Addr(index, IPv4Interface((IPv4Address(raw), prefixlen)))
+
+
+def parse_route(body: bytes) -> Route:
+    _, dst_len, _, _, table, _, _, _, _ = RTMSG.unpack_from(body)
+    attrs = parse_attrs(body, RTMSG.size)
+    dst = IPv4Address(attrs.get(RTA_DST, b"\0\0\0\0"))
+    gateway = IPv4Address(attrs[RTA_GATEWAY]) if RTA_GATEWAY in attrs else None
+    return Route(IPv4Network((dst, dst_len), strict=False), num(attrs.get(RTA_OIF)),
+                 gateway, num(attrs.get(RTA_TABLE)) or table)
+
+
 def mac_bytes(mac: str) -> bytes:
     return bytes(int(part, 16) for part in mac.split(":"))
 
@@ -71,6 +139,15 @@ def veth_body(host: str, peer: str, ns_fd: int, master: int, mtu: int, mac: str)
 
 def link_up_body(index: int) -> bytes:
     return IFINFO.pack(0, 0, index, IFF_UP, IFF_UP)
+
+
+def no_ipv6_link_local_body(name: str = "", index: int = 0) -> bytes:
+    """No IPv6 link-local address on the link, hence no DAD, MLD or router
+    solicitations: on a bridge every such multicast is flooded to all ports,
+    so with N containers each attach would cost O(N) packets. netd's networks
+    are IPv4."""
+    return (IFINFO.pack(0, 0, index, 0, 0) + (name_attr(name) if name else b"")
+            + nested(IFLA_AF_SPEC, nested(socket.AF_INET6, attr(IFLA_INET6_ADDR_GEN_MODE, bytes([IN6_ADDR_GEN_MODE_NONE])))))
 
 
 def address_body(index: int, address: IPv4Interface) -> bytes:
@@ -109,6 +186,14 @@ class Rtnl:
         error raises NetlinkError with its errno; later requests in the batch
         still ran (or failed) in the kernel.
         """
+        replies, errors = self.exchange(*requests)
+        for err in errors:
+            if err:
+                raise NetlinkError(err, os.strerror(err))
+        return replies
+
+    def exchange(self, *requests: tuple[int, int, bytes]) -> tuple[list[bytes], list[int]]:
+        """Like batch, but every request's errno (0 for success) instead of raising."""
         seqs, out = [], bytearray()
         for msg_type, flags, body in requests:
             seq = next(self._seq)
@@ -127,10 +212,55 @@ class Rtnl:
                 else:
                     replies[seq] = bytes(data[offset + NLMSG.size: offset + length])
                 offset += (length + 3) & ~3
-        for seq in seqs:
-            if errors.get(seq):
-                raise NetlinkError(errors[seq], os.strerror(errors[seq]))
-        return [replies.get(seq, b"") for seq in seqs]
+        return [replies.get(seq, b"") for seq in seqs], [errors[seq] for seq in seqs]
+
+    def dump(self, msg_type: int, body: bytes) -> list[bytes]:
+        """Every reply body of a dump request."""
+        seq = next(self._seq)
+        self.sock.send(NLMSG.pack(NLMSG.size + len(body), msg_type, F_REQUEST | F_DUMP, seq, 0) + body)
+        bodies = []
+        while True:
+            data = self.sock.recv(1 << 20)
+            offset = 0
+            while offset + NLMSG.size <= len(data):
+                length, kind, _, got, _ = NLMSG.unpack_from(data, offset)
+                if got == seq:
+                    if kind == NLMSG_DONE:
+                        return bodies
+                    if kind == NLMSG_ERROR:
+                        err = -ERRNO.unpack_from(data, offset + NLMSG.size)[0]
+                        raise NetlinkError(err, os.strerror(err))
+                    bodies.append(bytes(data[offset + NLMSG.size: offset + length]))
+                offset += (length + 3) & ~3
+
+    def links(self) -> list[Link]:
+        return [parse_link(b) for b in self.dump(RTM_GETLINK, IFINFO.pack(0, 0, 0, 0, 0))]
+
+    def addresses(self) -> list[Addr]:
+        return [parse_addr(b) for b in self.dump(RTM_GETADDR, IFADDR.pack(socket.AF_INET, 0, 0, 0, 0))]
+
+    def routes(self) -> list[Route]:
+        return [parse_route(b) for b in self.dump(RTM_GETROUTE, RTMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0))]
+
+    def link(self, name: str) -> Link | None:
+        try:
+            reply, = self.batch((RTM_GETLINK, 0, IFINFO.pack(0, 0, 0, 0, 0) + name_attr(name)))
+        except NetlinkError as e:
+            if e.errno == 19:  # ENODEV
+                return None
+            raise
+        return parse_link(reply)
+
+    def quiet_link_index(self, name: str) -> int | None:
+        """Turn off IPv6 link-local on a fresh link, then its index; one round trip."""
+        try:
+            _, reply = self.batch((RTM_NEWLINK, 0, no_ipv6_link_local_body(name)),
+                                  (RTM_GETLINK, 0, IFINFO.pack(0, 0, 0, 0, 0) + name_attr(name)))
+        except NetlinkError as e:
+            if e.errno == 19:  # ENODEV
+                return None
+            raise
+        return IFINFO.unpack_from(reply)[2]
 
     def link_index(self, name: str) -> int | None:
         try:
@@ -141,17 +271,38 @@ class Rtnl:
             raise
         return IFINFO.unpack_from(reply)[2]
 
+    def create_bridge(self, name: str, mac: str, mtu: int) -> None:
+        self.batch((RTM_NEWLINK, F_CREATE | F_EXCL,
+                    IFINFO.pack(0, 0, 0, IFF_UP, IFF_UP) + name_attr(name) + attr(IFLA_ADDRESS, mac_bytes(mac))
+                    + u32(IFLA_MTU, mtu) + nested(IFLA_LINKINFO, attr(IFLA_INFO_KIND, b"bridge\0"))))
+
+    def set_link(self, index: int, mac: str, mtu: int) -> None:
+        """MAC, MTU and up, on an existing link."""
+        self.batch((RTM_NEWLINK, 0, IFINFO.pack(0, 0, index, IFF_UP, IFF_UP)
+                    + attr(IFLA_ADDRESS, mac_bytes(mac)) + u32(IFLA_MTU, mtu)))
+
+    def add_address(self, index: int, address: IPv4Interface) -> None:
+        self.batch((RTM_NEWADDR, F_CREATE | F_EXCL, address_body(index, address)))
+
     def create_veth(self, host: str, peer: str, ns_fd: int, master: int, mtu: int, mac: str) -> None:
         self.batch((RTM_NEWLINK, F_CREATE | F_EXCL, veth_body(host, peer, ns_fd, master, mtu, mac)))
 
     def configure(self, index: int, address: IPv4Interface, gateway: IPv4Address) -> None:
         """Address, link up, lo up, default route: in that order (the route needs the first two)."""
         self.batch(
+            (RTM_NEWLINK, 0, no_ipv6_link_local_body(index=index)),
             (RTM_NEWADDR, F_CREATE | F_EXCL, address_body(index, address)),
             (RTM_NEWLINK, 0, link_up_body(index)),
             (RTM_NEWLINK, 0, link_up_body(LOOPBACK_INDEX)),
             (RTM_NEWROUTE, F_CREATE | F_EXCL, default_route_body(index, gateway)),
         )
 
-    def delete_link(self, name: str) -> None:
-        self.batch((RTM_DELLINK, 0, IFINFO.pack(0, 0, 0, 0, 0) + name_attr(name)))
+    def set_group(self, names: list[str], group: int) -> list[int]:
+        """Move links into a group, one batch; each link's errno (0: moved)."""
+        return self.exchange(*((RTM_NEWLINK, 0, IFINFO.pack(0, 0, 0, 0, 0) + name_attr(name) + u32(IFLA_GROUP, group))
+                               for name in names))[1]
+
+    def delete_group(self, group: int) -> None:
+        """Delete every link in a group: the kernel unregisters them together,
+        so they share one RCU grace period instead of paying one each."""
+        self.batch((RTM_DELLINK, 0, IFINFO.pack(0, 0, 0, 0, 0) + u32(IFLA_GROUP, group)))

@@ -20,6 +20,7 @@ from netd import ipam
 from netd.errors import (
     AlreadyAttached,
     BridgeFull,
+    ContainerNotFound,
     FailedPrecondition,
     NetdError,
 )
@@ -163,17 +164,13 @@ class Service:
         veths = self.links.host_veths()
         repairs = 0
         for endpoint in self.store.list():
-            if endpoint.ready and endpoint.host_ifname in veths:
+            action = self._reconcile_one(endpoint, endpoint.host_ifname in veths)
+            if action is None:
                 continue
             repairs += 1
-            if endpoint.ready and self.namespaces.is_alive(endpoint.netns_id, endpoint.pid, endpoint.netns_path):
-                if self._replug(endpoint):
-                    continue
-            self._quietly("delete veth", self.links.delete_link, endpoint.host_ifname)
-            veths.pop(endpoint.host_ifname, None)
-            self.store.remove(endpoint.container_id)
-            log.info("reconciled", action="released", container_id=endpoint.container_id,
-                     address=str(endpoint.address), reason="container gone" if endpoint.ready else "attach interrupted")
+            log.info("reconciled", action=action, container_id=endpoint.container_id, address=str(endpoint.address))
+            if action != "replugged":
+                veths.pop(endpoint.host_ifname, None)
         known = {e.host_ifname for e in self.store.list()}
         for name in sorted(set(veths) - known):
             repairs += 1
@@ -181,20 +178,37 @@ class Service:
             log.info("reconciled", action="deleted orphan veth", host_ifname=name)
         return repairs
 
-    def _replug(self, endpoint: Endpoint) -> bool:
-        """The container lives but its veth is gone: plug it again with the same address."""
+    def _reconcile_one(self, endpoint: Endpoint, has_veth: bool) -> str | None:
+        """What one record needs: nothing, a replug with the same address, or release."""
+        if not endpoint.ready:
+            return self._release(endpoint, "rolled back interrupted attach")
         try:
             with self.namespaces.open_netns(endpoint.pid, endpoint.netns_path) as ns:
                 if ns.id != endpoint.netns_id:
-                    return False
-                ifindex = self._plug(endpoint, ns.fd)
-            self.store.mark_ready(endpoint.container_id, ifindex)
+                    raise FailedPrecondition("netns changed (PID reused)")
+                if has_veth and self.links.container_side_intact(
+                        ns.fd, endpoint.ifname, endpoint.address, endpoint.gateway):
+                    return None
+                self._replug(endpoint, ns.fd)
+                return "replugged"
         except NetdError as e:
-            log.warning("reconcile_failed", container_id=endpoint.container_id, error=str(e))
-            return False
-        log.info("reconciled", action="replugged", container_id=endpoint.container_id,
-                 address=str(endpoint.address))
-        return True
+            if has_veth and isinstance(e, (ContainerNotFound, FailedPrecondition)):
+                # Its veth lives, so its netns does too, held by something
+                # we cannot reach through the recorded pid: leave it be.
+                log.warning("reconcile_skipped", container_id=endpoint.container_id, reason=str(e))
+                return None
+            return self._release(endpoint, "released: container gone")
+
+    def _release(self, endpoint: Endpoint, action: str) -> str:
+        self._quietly("delete veth", self.links.delete_link, endpoint.host_ifname)
+        self.store.remove(endpoint.container_id)
+        return action
+
+    def _replug(self, endpoint: Endpoint, ns_fd: int) -> None:
+        """Plug the container again with the same address (its veth or config went missing)."""
+        self.links.delete_link(endpoint.host_ifname)
+        ifindex = self._plug(endpoint, ns_fd)
+        self.store.mark_ready(endpoint.container_id, ifindex)
 
     def forget_if_gone(self, host_ifname: str, ifindex: int) -> bool:
         """A netd veth vanished from the kernel (its container's netns died):

@@ -151,6 +151,23 @@ def test_reconcile_replugs_a_live_container_whose_veth_vanished():
     assert again.host_ifname in svc.links.veths
 
 
+def test_reconcile_replugs_a_container_whose_config_vanished():
+    svc = make()
+    ep = svc.attach(AttachRequest("c1", pid=100))
+    svc.links.configured.clear()  # someone flushed the container's address
+    assert svc.reconcile() == 1
+    assert svc.links.configured == {str(ep.address)}
+    assert svc.store.get("c1").address == ep.address
+
+
+def test_reconcile_leaves_a_live_veth_whose_pid_is_unreachable():
+    svc = make()
+    svc.attach(AttachRequest("c1", pid=100))
+    svc.namespaces.alive.discard(100)  # pid gone, but the veth (and so the netns) lives on
+    assert svc.reconcile() == 0
+    assert svc.store.get("c1") is not None
+
+
 def test_forget_if_gone_only_for_the_matching_ifindex():
     svc = make()
     ep = svc.attach(AttachRequest("c1", pid=100))

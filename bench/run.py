@@ -1,0 +1,279 @@
+"""`make bench`: netd against the CNI bridge plugin and netavark, same run, same machine.
+
+Each tool gets its own throwaway sandbox (host netns + outside netns, from
+tests/sandbox.py) and fresh `unshare --net` containers. Only the calls are
+timed; every attach is verified afterwards (address, default route, gateway
+answers ping) and every detach is verified clean (no port left on the bridge,
+no eth0 left in the container). Results go to bench/results/ as markdown and
+JSON. Nothing here asserts a number.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import platform
+import queue
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bench.tools import NetdTool, available
+from netd.v1 import netd_pb2 as pb
+from tests.sandbox import Container, Sandbox, remove_leftovers
+
+RESULTS = Path(__file__).parent / "results"
+SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "200"))
+CONCURRENT = int(os.environ.get("BENCH_CONCURRENT", "400"))
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "16"))
+SCALE = int(os.environ.get("BENCH_SCALE", "1000"))
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@contextmanager
+def inside(netns_name: str):
+    """Run the main thread (and threads it starts, and programs it execs) in a sandbox netns."""
+    own = os.open("/proc/self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{netns_name}", os.O_RDONLY)
+    if _libc.setns(target, CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), f"setns into {netns_name}")
+    try:
+        yield
+    finally:
+        if _libc.setns(own, CLONE_NEWNET) != 0:
+            os._exit(70)  # never go on in the wrong namespace
+        os.close(own)
+        os.close(target)
+
+
+def stats(latencies_ms: list[float], wall_s: float | None = None) -> dict:
+    xs = sorted(latencies_ms)
+    pick = lambda q: xs[min(len(xs) - 1, int(q * len(xs)))]  # noqa: E731
+    return {
+        "n": len(xs), "p50": round(statistics.median(xs), 2), "p90": round(pick(0.90), 2),
+        "p99": round(pick(0.99), 2), "max": round(xs[-1], 2),
+        "per_s": round(len(xs) / (wall_s if wall_s else sum(xs) / 1000), 1),
+    }
+
+
+def timed(fn: Callable, *args: object) -> float:
+    started = time.perf_counter()
+    fn(*args)
+    return (time.perf_counter() - started) * 1000
+
+
+def run_concurrently(fn: Callable[[int, Container], None], items: list[tuple[int, Container]]) -> tuple[list[float], float]:
+    work: queue.Queue = queue.Queue()
+    for item in items:
+        work.put(item)
+    latencies: list[float] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        while True:
+            try:
+                i, c = work.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                latencies.append(timed(fn, i, c))
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return latencies, wall
+
+
+# -- verification (outside the timed region) ------------------------------
+
+def check_attached(tool, c: Container) -> bool:
+    """Address, default route, gateway answers. False if the first ping was lost
+    (e.g. a bridge whose MAC changed under the container's ARP entry)."""
+    info = json.loads(c.run("ip", "-j", "-4", "addr", "show", "dev", "eth0").stdout)
+    addresses = [a["local"] for a in info[0]["addr_info"]]
+    routes = json.loads(c.run("ip", "-j", "route", "show", "default").stdout)
+    assert addresses and routes, f"{tool.name}: container {c.pid} has no address or default route"
+    gateway = routes[0]["gateway"]
+    for attempt in range(3):
+        if c.run("ping", "-c1", "-W2", gateway, check=False).returncode == 0:
+            return attempt == 0
+    raise AssertionError(f"{tool.name}: gateway {gateway} unreachable from container {c.pid}")
+
+
+def verify_attached(tool, containers: list[Container]) -> int:
+    """Verify every attach; returns how many lost their first ping to the gateway."""
+    with ThreadPoolExecutor(8) as pool:
+        return sum(not ok for ok in pool.map(lambda c: check_attached(tool, c), containers))
+
+
+def verify_detached(sandbox: Sandbox, tool, containers: list[Container]) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        left = [c.pid for c, out in zip(containers, pool.map(lambda c: c.run("ip", "-br", "link").stdout, containers))
+                if "eth0" in out]
+    assert not left, f"{tool.name}: eth0 left in containers {left[:5]}"
+    ports = [link for link in sandbox.host_json("link", "show") if link.get("master") == tool.bridge]
+    assert not ports, f"{tool.name}: {len(ports)} ports left on {tool.bridge}"
+
+
+# -- scenarios --------------------------------------------------------------
+
+def attach_detach(tool_cls: type, n: int, concurrent: bool) -> dict:
+    sandbox = Sandbox()
+    try:
+        sandbox.up()
+        with inside(sandbox.host):
+            tool = tool_cls(sandbox)
+            containers = [sandbox.container() for _ in range(n)]
+            items = list(enumerate(containers))
+            if concurrent:
+                attach_ms, attach_wall = run_concurrently(tool.attach, items)
+            else:
+                attach_ms, attach_wall = [timed(tool.attach, i, c) for i, c in items], None
+            first_ping_lost = verify_attached(tool, containers)
+            if concurrent:
+                detach_ms, detach_wall = run_concurrently(tool.detach, items)
+            else:
+                detach_ms, detach_wall = [timed(tool.detach, i, c) for i, c in items], None
+            verify_detached(sandbox, tool, containers)
+            tool.close()
+        return {"attach": stats(attach_ms, attach_wall), "detach": stats(detach_ms, detach_wall),
+                "first_ping_lost": first_ping_lost}
+    finally:
+        sandbox.down()
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def time_to_serving(sandbox: Sandbox) -> float:
+    started = time.perf_counter()
+    sandbox.start_netd("--firewall", "nftables", wait=False)
+    with grpc.insecure_channel(f"unix:{sandbox.socket}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.perf_counter() - started < 30:
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                    return round((time.perf_counter() - started) * 1000, 1)
+            except grpc.RpcError:
+                time.sleep(0.005)
+    raise TimeoutError("netd did not report SERVING within 30 s")
+
+
+def netd_at_scale(n: int) -> dict:
+    sandbox = Sandbox()
+    try:
+        sandbox.up()
+        with inside(sandbox.host):
+            tool = NetdTool(sandbox)
+            rss_empty = rss_mib(sandbox.netd_proc.pid)
+            containers = [sandbox.container() for _ in range(n)]
+            latencies = [timed(tool.attach, i, c) for i, c in enumerate(containers)]
+            verify_attached(tool, containers[:: max(1, n // 50)])
+            windows = {str(mark): stats(latencies[max(0, mark - 10):mark]) for mark in (10, n // 2, n)}
+            list_ms = [timed(tool.stub.ListEndpoints, pb.ListEndpointsRequest()) for _ in range(20)]
+            rss_full = rss_mib(sandbox.netd_proc.pid)
+            tool.close()
+            sandbox.stop_netd()
+            ready_ms = time_to_serving(sandbox)
+        return {
+            "attach_at": windows, "list_endpoints": stats(list_ms), "endpoints": n,
+            "rss_mib": {"0": rss_empty, str(n): rss_full}, "ready_ms": ready_ms,
+        }
+    finally:
+        sandbox.down()
+
+
+# -- report -------------------------------------------------------------------
+
+def ratio(anchor: dict, netd: dict, key: str) -> str:
+    if key == "per_s":
+        return f"{netd[key] / anchor[key]:.1f}x" if anchor[key] else "-"
+    return f"{anchor[key] / netd[key]:.1f}x" if netd[key] else "-"
+
+
+def markdown(results: dict) -> str:
+    lines = [
+        f"netd benchmark, {results['date']}, {results['machine']}",
+        "",
+        "| scenario | tool | p50 ms | p90 ms | p99 ms | max ms | per s | anchor / netd (p50; per s: netd / anchor) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for scenario, by_tool in results["scenarios"].items():
+        for phase in ("attach", "detach"):
+            netd = by_tool["netd"][phase]
+            for tool, r in by_tool.items():
+                s = r[phase]
+                cmp = "1.0x" if tool == "netd" else f"{ratio(s, netd, 'p50')} (per s {ratio(s, netd, 'per_s')})"
+                lines.append(f"| {scenario} {phase} | {tool} | {s['p50']} | {s['p90']} | {s['p99']} | {s['max']} "
+                             f"| {s['per_s']} | {cmp} |")
+    lost = [f"{tool} {r['first_ping_lost']} in {scenario}" for scenario, by_tool in results["scenarios"].items()
+            for tool, r in by_tool.items() if r["first_ping_lost"]]
+    lines += ["", "Containers whose first ping to the gateway was lost after attach (stale ARP for a bridge "
+              "whose MAC moved, or similar): " + (", ".join(lost) if lost else "none") + "."]
+    scale = results.get("scale")
+    if scale:
+        lines += ["", f"netd at scale ({scale['endpoints']} endpoints on one bridge):", "",
+                  "| measure | p50 ms | p99 ms | max ms |", "|---|---|---|---|"]
+        for mark, s in scale["attach_at"].items():
+            lines.append(f"| attach at {mark} endpoints | {s['p50']} | {s['p99']} | {s['max']} |")
+        s = scale["list_endpoints"]
+        lines.append(f"| ListEndpoints of {scale['endpoints']} | {s['p50']} | {s['p99']} | {s['max']} |")
+        rss = scale["rss_mib"]
+        lines += ["", f"RSS: {' / '.join(f'{v} MiB at {k}' for k, v in rss.items())}; "
+                      f"start to SERVING with {scale['endpoints']} endpoints in the store: {scale['ready_ms']} ms"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        print("make bench needs root: it creates network namespaces", file=sys.stderr)
+        return 1
+    remove_leftovers()
+    tools = available()
+    results: dict = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}",
+        "scenarios": {},
+    }
+    for label, n, concurrent in ((f"sequential {SEQUENTIAL}", SEQUENTIAL, False),
+                                 (f"{CLIENTS} clients {CONCURRENT}", CONCURRENT, True)):
+        results["scenarios"][label] = {}
+        for tool_cls in tools:
+            print(f"bench: {label}: {tool_cls.name} …", flush=True)
+            results["scenarios"][label][tool_cls.name] = attach_detach(tool_cls, n, concurrent)
+    if SCALE:
+        print(f"bench: netd at {SCALE} endpoints …", flush=True)
+        results["scale"] = netd_at_scale(SCALE)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    report = markdown(results)
+    (RESULTS / "latest.md").write_text(report)
+    print("\n" + report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

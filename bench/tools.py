@@ -1,0 +1,141 @@
+"""The tools under test, each driven the way its real callers drive it.
+
+- netd: gRPC over its Unix socket, from this (separate) process;
+- CNI `bridge` + `host-local`: the plugin binary exec'd per call with the CNI
+  environment and the network config on stdin, masquerade on;
+- netavark: `netavark setup|teardown NETNS` with Podman's JSON on stdin
+  (Podman does IPAM itself and passes static addresses, so do we).
+
+Calls run with this process's main thread inside the tool's sandbox host
+netns (see bench.run.inside), so exec'd plugins act there, never on the
+machine's own network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from ipaddress import IPv4Address, IPv4Network
+
+import grpc
+
+from netd.v1 import netd_pb2 as pb
+from netd.v1 import netd_pb2_grpc as pb_grpc
+from tests.sandbox import Container, Sandbox
+
+CNI_BRIDGE = "/usr/lib/cni/bridge"
+CNI_PATH = "/usr/lib/cni"
+NETAVARK = "/usr/lib/podman/netavark"
+
+
+class NetdTool:
+    name = "netd"
+    bridge = "netd0"
+    subnet = IPv4Network("10.89.0.0/16")
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        sandbox.start_netd("--firewall", "nftables")
+        self.channel = grpc.insecure_channel(f"unix:{sandbox.socket}")
+        self.stub = pb_grpc.NetdStub(self.channel)
+        self.stub.ListEndpoints(pb.ListEndpointsRequest())  # connect outside the timings
+
+    def client(self) -> NetdTool:
+        return self
+
+    def attach(self, i: int, c: Container) -> None:
+        self.stub.AttachContainer(pb.AttachContainerRequest(container_id=f"c{i}", pid=c.pid), timeout=60)
+
+    def detach(self, i: int, c: Container) -> None:
+        self.stub.DetachContainer(pb.DetachContainerRequest(container_id=f"c{i}"), timeout=60)
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+class CniTool:
+    name = "cni-bridge"
+    bridge = "cni0"
+    subnet = IPv4Network("10.88.0.0/16")
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.config = json.dumps({
+            "cniVersion": "1.0.0", "name": "bench", "type": "bridge", "bridge": self.bridge,
+            "isGateway": True, "ipMasq": True,
+            "ipam": {"type": "host-local", "subnet": str(self.subnet), "routes": [{"dst": "0.0.0.0/0"}],
+                     "dataDir": str(sandbox.workdir / "cni-ipam")},
+        })
+
+    def _call(self, command: str, i: int, c: Container) -> None:
+        env = {"CNI_COMMAND": command, "CNI_CONTAINERID": f"c{i}", "CNI_NETNS": c.netns, "CNI_IFNAME": "eth0",
+               "CNI_PATH": CNI_PATH, "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
+        result = subprocess.run([CNI_BRIDGE], input=self.config, env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"CNI {command} c{i}: {result.stdout}{result.stderr}")
+
+    def attach(self, i: int, c: Container) -> None:
+        self._call("ADD", i, c)
+
+    def detach(self, i: int, c: Container) -> None:
+        self._call("DEL", i, c)
+
+    def close(self) -> None:
+        pass
+
+
+class NetavarkTool:
+    name = "netavark"
+    bridge = "podman0"
+    subnet = IPv4Network("10.77.0.0/16")
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.config_dir = str(sandbox.workdir / "netavark")
+        self.env = dict(os.environ, NETAVARK_FW="iptables")
+        # Podman serialises netavark calls with its network lock; parallel
+        # netavark runs race on the bridge and firewall, so do as Podman does.
+        self.lock = threading.Lock()
+
+    def _options(self, i: int) -> str:
+        ip = IPv4Address(int(self.subnet.network_address) + 2 + i)
+        return json.dumps({
+            "container_id": f"c{i}", "container_name": f"c{i}",
+            "networks": {"bench": {"static_ips": [str(ip)], "interface_name": "eth0"}},
+            "network_info": {"bench": {
+                "name": "bench", "id": "b" * 64, "driver": "bridge", "network_interface": self.bridge,
+                "subnets": [{"gateway": str(IPv4Address(int(self.subnet.network_address) + 1)),
+                             "subnet": str(self.subnet)}],
+                "ipv6_enabled": False, "internal": False, "dns_enabled": False,
+                "ipam_options": {"driver": "host-local"},
+            }},
+        })
+
+    def _call(self, command: str, i: int, c: Container) -> None:
+        with self.lock:
+            result = subprocess.run([NETAVARK, "--config", self.config_dir, command, c.netns],
+                                    input=self._options(i), env=self.env, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"netavark {command} c{i}: {result.stdout}{result.stderr}")
+
+    def attach(self, i: int, c: Container) -> None:
+        self._call("setup", i, c)
+
+    def detach(self, i: int, c: Container) -> None:
+        self._call("teardown", i, c)
+
+    def close(self) -> None:
+        pass
+
+
+def available() -> list[type]:
+    tools: list[type] = [NetdTool]
+    for tool, binary in ((CniTool, CNI_BRIDGE), (NetavarkTool, NETAVARK)):
+        if os.path.exists(binary):
+            tools.append(tool)
+        else:
+            print(f"bench: {binary} missing, skipping {tool.name}", file=sys.stderr)
+    return tools
+
+
