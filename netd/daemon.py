@@ -127,6 +127,7 @@ def serve(cfg: config.DaemonConfig) -> int:
     sd_notify(f"READY=1\nSTATUS=serving {count} endpoints")
 
     stop = threading.Event()
+    threading.Thread(target=service.verify_containers, name="verify-containers", daemon=True).start()
     in_background("firewall-healer", service.heal_firewall, stop, cfg.firewall_check_interval)
     in_background("link-watcher", lambda: watch.watch_deleted_veths(
         service.forget_if_gone, service.sweep, stop), stop, 1.0)

@@ -9,6 +9,7 @@ acknowledges each, so a batch costs one round trip.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import socket
@@ -242,34 +243,28 @@ class Rtnl:
     def routes(self) -> list[Route]:
         return [parse_route(b) for b in self.dump(RTM_GETROUTE, RTMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0))]
 
-    def link(self, name: str) -> Link | None:
+    def _getlink(self, name: str, *before: tuple[int, int, bytes]) -> bytes | None:
+        """The link's RTM_NEWLINK body, after running `before` in the same round trip; None if no such link."""
         try:
-            reply, = self.batch((RTM_GETLINK, 0, IFINFO.pack(0, 0, 0, 0, 0) + name_attr(name)))
+            replies = self.batch(*before, (RTM_GETLINK, 0, IFINFO.pack(0, 0, 0, 0, 0) + name_attr(name)))
         except NetlinkError as e:
-            if e.errno == 19:  # ENODEV
+            if e.errno == errno.ENODEV:
                 return None
             raise
-        return parse_link(reply)
+        return replies[-1]
+
+    def link(self, name: str) -> Link | None:
+        body = self._getlink(name)
+        return parse_link(body) if body else None
+
+    def link_index(self, name: str) -> int | None:
+        body = self._getlink(name)
+        return IFINFO.unpack_from(body)[2] if body else None
 
     def quiet_link_index(self, name: str) -> int | None:
         """Turn off IPv6 link-local on a fresh link, then its index; one round trip."""
-        try:
-            _, reply = self.batch((RTM_NEWLINK, 0, no_ipv6_link_local_body(name)),
-                                  (RTM_GETLINK, 0, IFINFO.pack(0, 0, 0, 0, 0) + name_attr(name)))
-        except NetlinkError as e:
-            if e.errno == 19:  # ENODEV
-                return None
-            raise
-        return IFINFO.unpack_from(reply)[2]
-
-    def link_index(self, name: str) -> int | None:
-        try:
-            reply, = self.batch((RTM_GETLINK, 0, IFINFO.pack(0, 0, 0, 0, 0) + name_attr(name)))
-        except NetlinkError as e:
-            if e.errno == 19:  # ENODEV
-                return None
-            raise
-        return IFINFO.unpack_from(reply)[2]
+        body = self._getlink(name, (RTM_NEWLINK, 0, no_ipv6_link_local_body(name)))
+        return IFINFO.unpack_from(body)[2] if body else None
 
     def create_bridge(self, name: str, mac: str, mtu: int) -> None:
         self.batch((RTM_NEWLINK, F_CREATE | F_EXCL,

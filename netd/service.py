@@ -160,17 +160,16 @@ class Service:
     # -- reconcile -------------------------------------------------------
 
     def reconcile(self) -> int:
-        """Make the kernel and the store agree again (at start). Returns repairs made."""
+        """Make the kernel and the store agree on which endpoints exist (at
+        start, before serving). Returns the repairs made."""
         veths = self.links.host_veths()
         repairs = 0
         for endpoint in self.store.list():
-            action = self._reconcile_one(endpoint, endpoint.host_ifname in veths)
-            if action is None:
-                continue
-            repairs += 1
-            log.info("reconciled", action=action, container_id=endpoint.container_id, address=str(endpoint.address))
-            if action != "replugged":
-                veths.pop(endpoint.host_ifname, None)
+            has_veth = endpoint.host_ifname in veths
+            if endpoint.ready and has_veth:
+                continue  # its inside is checked by verify_containers, after serving
+            repairs += self._reconcile_one(endpoint, has_veth)
+            veths.pop(endpoint.host_ifname, None)
         known = {e.host_ifname for e in self.store.list()}
         for name in sorted(set(veths) - known):
             repairs += 1
@@ -178,8 +177,20 @@ class Service:
             log.info("reconciled", action="deleted orphan veth", host_ifname=name)
         return repairs
 
-    def _reconcile_one(self, endpoint: Endpoint, has_veth: bool) -> str | None:
-        """What one record needs: nothing, a replug with the same address, or release."""
+    def verify_containers(self) -> int:
+        """Check inside every container that its interface, address and route
+        are still there, and replug those that lost them. Entering each netns
+        takes ~1 ms, so this runs after start-up, while netd already serves."""
+        repairs = 0
+        for endpoint in self.store.list():
+            with self._lock_for(endpoint.container_id):
+                current = self.store.get(endpoint.container_id)
+                if current is not None and current.ready:
+                    repairs += self._reconcile_one(current, has_veth=True)
+        return repairs
+
+    def _reconcile_one(self, endpoint: Endpoint, has_veth: bool) -> int:
+        """Leave, replug (same address) or release one endpoint; 1 if it was repaired."""
         if not endpoint.ready:
             return self._release(endpoint, "rolled back interrupted attach")
         try:
@@ -188,21 +199,23 @@ class Service:
                     raise FailedPrecondition("netns changed (PID reused)")
                 if has_veth and self.links.container_side_intact(
                         ns.fd, endpoint.ifname, endpoint.address, endpoint.gateway):
-                    return None
+                    return 0
                 self._replug(endpoint, ns.fd)
-                return "replugged"
         except NetdError as e:
             if has_veth and isinstance(e, (ContainerNotFound, FailedPrecondition)):
                 # Its veth lives, so its netns does too, held by something
                 # we cannot reach through the recorded pid: leave it be.
                 log.warning("reconcile_skipped", container_id=endpoint.container_id, reason=str(e))
-                return None
+                return 0
             return self._release(endpoint, "released: container gone")
+        log.info("reconciled", action="replugged", container_id=endpoint.container_id, address=str(endpoint.address))
+        return 1
 
-    def _release(self, endpoint: Endpoint, action: str) -> str:
+    def _release(self, endpoint: Endpoint, action: str) -> int:
         self._quietly("delete veth", self.links.delete_link, endpoint.host_ifname)
         self.store.remove(endpoint.container_id)
-        return action
+        log.info("reconciled", action=action, container_id=endpoint.container_id, address=str(endpoint.address))
+        return 1
 
     def _replug(self, endpoint: Endpoint, ns_fd: int) -> None:
         """Plug the container again with the same address (its veth or config went missing)."""

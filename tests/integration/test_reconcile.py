@@ -3,7 +3,7 @@
 import json
 import threading
 
-from tests.sandbox import sh
+from tests.sandbox import sh, wait_for
 
 
 def container_addrs(c):
@@ -18,7 +18,8 @@ def test_config_flushed_inside_a_live_container_is_repaired(netd, client):
     netd.stop_netd()
     c.run("ip", "addr", "flush", "dev", "eth0")
     netd.start_netd()
-    assert container_addrs(c) == [ep.ip_address]
+    # checked inside each container right after start-up, while serving
+    wait_for(lambda: container_addrs(c) == [ep.ip_address], "address restored", timeout=5)
     assert c.run("ping", "-c1", "-W2", "10.89.0.1", check=False).returncode == 0
     assert [e.ip_address for e in client.list()] == [ep.ip_address]
     assert any(e.get("action") == "replugged" for e in netd.netd_log())
