@@ -61,6 +61,21 @@ def emit(args: argparse.Namespace, data: object, text: str) -> None:
     print(json.dumps(data, indent=2) if args.output == "json" else text)
 
 
+def status(args: argparse.Namespace, channel: grpc.Channel, stub: pb_grpc.NetdStub) -> int:
+    health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT)
+    serving = health.status == health_pb2.HealthCheckResponse.SERVING
+    data = {"status": health_pb2.HealthCheckResponse.ServingStatus.Name(health.status), "socket": args.socket,
+            **to_dict(stub.GetStatus(pb.GetStatusRequest(), timeout=TIMEOUT))}
+    lines = [f"{data['status']} on {args.socket}",
+             f"version {data['version']}, up {data['uptime_seconds']:.0f}s, firewall {data['firewall_driver']}"]
+    for n in data["networks"]:
+        lines.append(f"network {n['name']}: bridge {n['bridge']}, subnet {n['subnet']}, gateway {n['gateway']}, "
+                     f"mtu {n['mtu']}, {n['endpoints']} endpoints, {n['addresses_used']} addresses used, "
+                     f"{n['addresses_free']} free")
+    emit(args, data, "\n".join(lines))
+    return 0 if serving else 3
+
+
 def run(args: argparse.Namespace, channel: grpc.Channel) -> int:
     stub = pb_grpc.NetdStub(channel)
     if args.command == "attach":
@@ -76,10 +91,7 @@ def run(args: argparse.Namespace, channel: grpc.Channel) -> int:
         endpoints = [to_dict(e) for e in stub.ListEndpoints(pb.ListEndpointsRequest(), timeout=TIMEOUT).endpoints]
         emit(args, endpoints, table(endpoints))
     elif args.command == "status":
-        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT)
-        status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-        emit(args, {"status": status, "socket": args.socket}, f"{status} on {args.socket}")
-        return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 3
+        return status(args, channel, stub)
     return 0
 
 

@@ -59,6 +59,14 @@ def sd_notify(state: str) -> None:
         log.warning("sd_notify_failed", error=str(e))
 
 
+def watchdog_interval() -> float | None:
+    """Half of systemd's WatchdogSec, if systemd asked this process for pings."""
+    usec, pid = os.environ.get("WATCHDOG_USEC"), os.environ.get("WATCHDOG_PID")
+    if not usec or (pid and int(pid) != os.getpid()):
+        return None
+    return int(usec) / 2_000_000
+
+
 def lock_state_dir(state_dir: Path) -> int:
     """One netd per state dir: a second one would hand out the same addresses."""
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -133,7 +141,14 @@ def serve(cfg: config.DaemonConfig) -> int:
         service.forget_if_gone, service.sweep, stop), stop, 1.0)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
+    watchdog = watchdog_interval()
+    while not stop.wait(watchdog or 10.0):
+        # Pet the watchdog only while calls can still get through allocation.
+        if service.responsive(timeout=5.0):
+            status = f"STATUS=serving {len(service.list())} endpoints"
+            sd_notify(f"WATCHDOG=1\n{status}" if watchdog else status)
+        else:
+            log.error("unresponsive", reason="allocation lock held for more than 5 s")
 
     # In-flight calls finish, new ones get UNAVAILABLE; endpoints stay up so
     # containers keep their network while netd restarts.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
@@ -13,7 +14,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from netd import validate
+from netd import __version__, validate
 from netd.errors import InternalError, NetdError
 from netd.model import Endpoint
 from netd.service import Service
@@ -60,6 +61,7 @@ class NetdServicer(pb_grpc.NetdServicer):
     def __init__(self, service: Service, identify: Callable[[str], object]) -> None:
         self._service = service
         self._identify = identify
+        self._started = time.monotonic()
         # container id → (Endpoint, its proto). The store hands out the same
         # frozen Endpoint until it changes, so identity says the proto is
         # current; this keeps listing 1000 endpoints to a few milliseconds.
@@ -83,6 +85,18 @@ class NetdServicer(pb_grpc.NetdServicer):
     def DetachContainer(self, request: pb.DetachContainerRequest, context: grpc.ServicerContext) -> pb.DetachContainerResponse:
         cid = validate.container_id(request.container_id)
         return pb.DetachContainerResponse(detached=self._service.detach(cid, caller=self._caller(context)))
+
+    @at_the_edge
+    def GetStatus(self, request: pb.GetStatusRequest, context: grpc.ServicerContext) -> pb.GetStatusResponse:
+        net = self._service.net
+        used, free = self._service.pool_usage()
+        return pb.GetStatusResponse(
+            version=__version__, uptime_seconds=round(time.monotonic() - self._started, 3),
+            firewall_driver=self._service.firewall.name,
+            networks=[pb.NetworkStatus(
+                name=net.name, bridge=net.bridge, subnet=str(net.subnet), gateway=str(net.gateway), mtu=net.mtu,
+                endpoints=len(self._service.list()), addresses_used=used, addresses_free=free)],
+        )
 
     @at_the_edge
     def ListEndpoints(self, request: pb.ListEndpointsRequest, context: grpc.ServicerContext) -> pb.ListEndpointsResponse:

@@ -157,6 +157,18 @@ class Service:
     def list(self) -> list[Endpoint]:
         return self.store.list(self.net.name)
 
+    def responsive(self, timeout: float) -> bool:
+        """Can a call get through allocation now? (for the systemd watchdog)"""
+        if not self._alloc_lock.acquire(timeout=timeout):
+            return False
+        self._alloc_lock.release()
+        return True
+
+    def pool_usage(self) -> tuple[int, int]:
+        """Addresses used and free in the network's pool."""
+        used = len(self.store.used_addresses(self.net.name))
+        return used, ipam.capacity(self.net) - used
+
     # -- reconcile -------------------------------------------------------
 
     def reconcile(self) -> int:

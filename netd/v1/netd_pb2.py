@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12netd/v1/netd.proto\x12\x07netd.v1\"s\n\x16\x41ttachContainerRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12\x12\n\nnetns_path\x18\x03 \x01(\t\x12\x0e\n\x06ifname\x18\x04 \x01(\t\x12\x12\n\nip_address\x18\x05 \x01(\t\">\n\x17\x41ttachContainerResponse\x12#\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x11.netd.v1.Endpoint\".\n\x16\x44\x65tachContainerRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\"+\n\x17\x44\x65tachContainerResponse\x12\x10\n\x08\x64\x65tached\x18\x01 \x01(\x08\"\x16\n\x14ListEndpointsRequest\"=\n\x15ListEndpointsResponse\x12$\n\tendpoints\x18\x01 \x03(\x0b\x32\x11.netd.v1.Endpoint\"\xc5\x01\n\x08\x45ndpoint\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07network\x18\x02 \x01(\t\x12\x0e\n\x06ifname\x18\x03 \x01(\t\x12\x13\n\x0bhost_ifname\x18\x04 \x01(\t\x12\x12\n\nip_address\x18\x05 \x01(\t\x12\x0f\n\x07gateway\x18\x06 \x01(\t\x12\x13\n\x0bmac_address\x18\x07 \x01(\t\x12\x0b\n\x03pid\x18\x08 \x01(\x05\x12\x12\n\nnetns_path\x18\t \x01(\t\x12\x12\n\ncreated_at\x18\n \x01(\t2\x82\x02\n\x04Netd\x12T\n\x0f\x41ttachContainer\x12\x1f.netd.v1.AttachContainerRequest\x1a .netd.v1.AttachContainerResponse\x12T\n\x0f\x44\x65tachContainer\x12\x1f.netd.v1.DetachContainerRequest\x1a .netd.v1.DetachContainerResponse\x12N\n\rListEndpoints\x12\x1d.netd.v1.ListEndpointsRequest\x1a\x1e.netd.v1.ListEndpointsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12netd/v1/netd.proto\x12\x07netd.v1\"s\n\x16\x41ttachContainerRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12\x12\n\nnetns_path\x18\x03 \x01(\t\x12\x0e\n\x06ifname\x18\x04 \x01(\t\x12\x12\n\nip_address\x18\x05 \x01(\t\">\n\x17\x41ttachContainerResponse\x12#\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x11.netd.v1.Endpoint\".\n\x16\x44\x65tachContainerRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\"+\n\x17\x44\x65tachContainerResponse\x12\x10\n\x08\x64\x65tached\x18\x01 \x01(\x08\"\x16\n\x14ListEndpointsRequest\"=\n\x15ListEndpointsResponse\x12$\n\tendpoints\x18\x01 \x03(\x0b\x32\x11.netd.v1.Endpoint\"\xc5\x01\n\x08\x45ndpoint\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07network\x18\x02 \x01(\t\x12\x0e\n\x06ifname\x18\x03 \x01(\t\x12\x13\n\x0bhost_ifname\x18\x04 \x01(\t\x12\x12\n\nip_address\x18\x05 \x01(\t\x12\x0f\n\x07gateway\x18\x06 \x01(\t\x12\x13\n\x0bmac_address\x18\x07 \x01(\t\x12\x0b\n\x03pid\x18\x08 \x01(\x05\x12\x12\n\nnetns_path\x18\t \x01(\t\x12\x12\n\ncreated_at\x18\n \x01(\t\"\x12\n\x10GetStatusRequest\"\x7f\n\x11GetStatusResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x02 \x01(\x01\x12\x17\n\x0f\x66irewall_driver\x18\x03 \x01(\t\x12(\n\x08networks\x18\x04 \x03(\x0b\x32\x16.netd.v1.NetworkStatus\"\x9e\x01\n\rNetworkStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x62ridge\x18\x02 \x01(\t\x12\x0e\n\x06subnet\x18\x03 \x01(\t\x12\x0f\n\x07gateway\x18\x04 \x01(\t\x12\x0b\n\x03mtu\x18\x05 \x01(\x05\x12\x11\n\tendpoints\x18\x06 \x01(\x05\x12\x16\n\x0e\x61\x64\x64resses_used\x18\x07 \x01(\x05\x12\x16\n\x0e\x61\x64\x64resses_free\x18\x08 \x01(\x05\x32\xc6\x02\n\x04Netd\x12T\n\x0f\x41ttachContainer\x12\x1f.netd.v1.AttachContainerRequest\x1a .netd.v1.AttachContainerResponse\x12T\n\x0f\x44\x65tachContainer\x12\x1f.netd.v1.DetachContainerRequest\x1a .netd.v1.DetachContainerResponse\x12N\n\rListEndpoints\x12\x1d.netd.v1.ListEndpointsRequest\x1a\x1e.netd.v1.ListEndpointsResponse\x12\x42\n\tGetStatus\x12\x19.netd.v1.GetStatusRequest\x1a\x1a.netd.v1.GetStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,6 +45,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTENDPOINTSRESPONSE']._serialized_end=390
   _globals['_ENDPOINT']._serialized_start=393
   _globals['_ENDPOINT']._serialized_end=590
-  _globals['_NETD']._serialized_start=593
-  _globals['_NETD']._serialized_end=851
+  _globals['_GETSTATUSREQUEST']._serialized_start=592
+  _globals['_GETSTATUSREQUEST']._serialized_end=610
+  _globals['_GETSTATUSRESPONSE']._serialized_start=612
+  _globals['_GETSTATUSRESPONSE']._serialized_end=739
+  _globals['_NETWORKSTATUS']._serialized_start=742
+  _globals['_NETWORKSTATUS']._serialized_end=900
+  _globals['_NETD']._serialized_start=903
+  _globals['_NETD']._serialized_end=1229
 # @@protoc_insertion_point(module_scope)

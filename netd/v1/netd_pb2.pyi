@@ -71,3 +71,39 @@ class Endpoint(_message.Message):
     netns_path: str
     created_at: str
     def __init__(self, container_id: _Optional[str] = ..., network: _Optional[str] = ..., ifname: _Optional[str] = ..., host_ifname: _Optional[str] = ..., ip_address: _Optional[str] = ..., gateway: _Optional[str] = ..., mac_address: _Optional[str] = ..., pid: _Optional[int] = ..., netns_path: _Optional[str] = ..., created_at: _Optional[str] = ...) -> None: ...
+
+class GetStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetStatusResponse(_message.Message):
+    __slots__ = ("version", "uptime_seconds", "firewall_driver", "networks")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FIREWALL_DRIVER_FIELD_NUMBER: _ClassVar[int]
+    NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    uptime_seconds: float
+    firewall_driver: str
+    networks: _containers.RepeatedCompositeFieldContainer[NetworkStatus]
+    def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., firewall_driver: _Optional[str] = ..., networks: _Optional[_Iterable[_Union[NetworkStatus, _Mapping]]] = ...) -> None: ...
+
+class NetworkStatus(_message.Message):
+    __slots__ = ("name", "bridge", "subnet", "gateway", "mtu", "endpoints", "addresses_used", "addresses_free")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BRIDGE_FIELD_NUMBER: _ClassVar[int]
+    SUBNET_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_FIELD_NUMBER: _ClassVar[int]
+    MTU_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_USED_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FREE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    bridge: str
+    subnet: str
+    gateway: str
+    mtu: int
+    endpoints: int
+    addresses_used: int
+    addresses_free: int
+    def __init__(self, name: _Optional[str] = ..., bridge: _Optional[str] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., mtu: _Optional[int] = ..., endpoints: _Optional[int] = ..., addresses_used: _Optional[int] = ..., addresses_free: _Optional[int] = ...) -> None: ...

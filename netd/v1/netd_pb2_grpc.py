@@ -51,6 +51,11 @@ class NetdStub:
                 request_serializer=netd_dot_v1_dot_netd__pb2.ListEndpointsRequest.SerializeToString,
                 response_deserializer=netd_dot_v1_dot_netd__pb2.ListEndpointsResponse.FromString,
                 _registered_method=True)
+        self.GetStatus = channel.unary_unary(
+                '/netd.v1.Netd/GetStatus',
+                request_serializer=netd_dot_v1_dot_netd__pb2.GetStatusRequest.SerializeToString,
+                response_deserializer=netd_dot_v1_dot_netd__pb2.GetStatusResponse.FromString,
+                _registered_method=True)
 
 
 class NetdServicer:
@@ -79,6 +84,13 @@ class NetdServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStatus(self, request, context):
+        """What netd runs with and how full its network is.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NetdServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +108,11 @@ def add_NetdServicer_to_server(servicer, server):
                     servicer.ListEndpoints,
                     request_deserializer=netd_dot_v1_dot_netd__pb2.ListEndpointsRequest.FromString,
                     response_serializer=netd_dot_v1_dot_netd__pb2.ListEndpointsResponse.SerializeToString,
+            ),
+            'GetStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatus,
+                    request_deserializer=netd_dot_v1_dot_netd__pb2.GetStatusRequest.FromString,
+                    response_serializer=netd_dot_v1_dot_netd__pb2.GetStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -181,6 +198,33 @@ class Netd:
             '/netd.v1.Netd/ListEndpoints',
             netd_dot_v1_dot_netd__pb2.ListEndpointsRequest.SerializeToString,
             netd_dot_v1_dot_netd__pb2.ListEndpointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/netd.v1.Netd/GetStatus',
+            netd_dot_v1_dot_netd__pb2.GetStatusRequest.SerializeToString,
+            netd_dot_v1_dot_netd__pb2.GetStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -147,3 +147,25 @@ def test_pool_exhaustion_leaves_nothing_behind(sandbox):
     assert "eth0" not in containers[5].run("ip", "-br", "link").stdout
     ports = [link for link in sandbox.host_json("link", "show") if link.get("master") == "netd0"]
     assert len(ports) == 5
+
+
+def test_mtu_follows_the_uplink(sandbox):
+    """No MTU mismatch: bridge and both veth ends take the MTU of the default route's interface."""
+    sh("ip", "-n", sandbox.host, "link", "set", "uplink0", "mtu", "1400")
+    sandbox.start_netd()
+    client = Client(sandbox.socket)
+    c = sandbox.container()
+    ep = client.attach("c1", pid=c.pid)
+    host = {link["ifname"]: link["mtu"] for link in sandbox.host_json("link", "show")}
+    assert host["netd0"] == host[ep.host_ifname] == 1400
+    assert json.loads(c.run("ip", "-j", "link", "show", "eth0").stdout)[0]["mtu"] == 1400
+    # a full-size packet crosses without fragmentation needed
+    assert c.run("ping", "-c1", "-W2", "-M", "do", "-s", "1372", "10.89.0.1", check=False).returncode == 0
+
+
+def test_explicit_mtu_flag_wins(sandbox):
+    sandbox.start_netd("--mtu", "1300")
+    client = Client(sandbox.socket)
+    c = sandbox.container()
+    client.attach("c1", pid=c.pid)
+    assert json.loads(c.run("ip", "-j", "link", "show", "eth0").stdout)[0]["mtu"] == 1300

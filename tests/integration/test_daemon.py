@@ -95,7 +95,15 @@ def test_netctl_table_and_json(netd):
 
 
 def test_netctl_status_and_unreachable(netd):
+    c = netd.container()
+    netd.netctl("attach", "c1", "--pid", str(c.pid))
     assert netd.netctl("status").stdout.startswith("SERVING")
+    status = json.loads(netd.netctl("status", "-o", "json").stdout)
+    assert status["status"] == "SERVING" and status["firewall_driver"] == "nftables"
+    assert status["networks"] == [{
+        "name": "default", "bridge": "netd0", "subnet": "10.89.0.0/16", "gateway": "10.89.0.1", "mtu": 1500,
+        "endpoints": 1, "addresses_used": 1, "addresses_free": 65532,
+    }]
     netd.stop_netd()
     result = netd.netctl("status", check=False)
     assert result.returncode == 3 and "not reachable" in result.stderr
@@ -113,12 +121,13 @@ def test_sd_notify_ready_when_serving(sandbox):
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(notify_path)
     listener.settimeout(20)
-    os.environ["NOTIFY_SOCKET"] = notify_path
+    os.environ.update(NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="200000")
     try:
         sandbox.start_netd(wait=False)
-        message = listener.recv(4096).decode()
+        messages = [listener.recv(4096).decode() for _ in range(3)]
     finally:
-        del os.environ["NOTIFY_SOCKET"]
+        del os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"]
         listener.close()
-    assert message.startswith("READY=1") and "STATUS=serving 0 endpoints" in message
+    assert messages[0].startswith("READY=1") and "STATUS=serving 0 endpoints" in messages[0]
+    assert messages[1].startswith("WATCHDOG=1") and messages[2].startswith("WATCHDOG=1")
     assert sandbox.netctl("status").returncode == 0
