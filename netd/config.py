@@ -28,6 +28,7 @@ class DaemonConfig:
     bridge: str
     subnet: IPv4Network
     mtu: int  # 0: take the uplink's
+    metrics_address: str  # "" = no metrics endpoint
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--firewall-check-interval", type=float, default=2.0, metavar="SECONDS",
                    help="how often netd checks that its firewall rules are still in place")
     p.add_argument("--socket-group", default="", help="group owning the socket (default root)")
+    p.add_argument("--metrics-address", default="", metavar="HOST:PORT",
+                   help="serve Prometheus metrics here (default: off)")
     p.add_argument("--log-format", choices=["json", "console"], default=None,
                    help="default: console on a terminal, JSON lines otherwise")
     return p
@@ -65,6 +68,8 @@ def from_args(argv: list[str] | None, *, isatty: bool = False) -> DaemonConfig:
         raise InvalidArgument(f"--bridge: {e}") from None
     if args.mtu and not 576 <= args.mtu <= 65535:
         raise InvalidArgument(f"--mtu {args.mtu} is out of range 576..65535")
+    if args.metrics_address and not args.metrics_address.rpartition(":")[2].isdigit():
+        raise InvalidArgument(f"--metrics-address {args.metrics_address!r} must be HOST:PORT")
     if args.firewall_check_interval <= 0:
         raise InvalidArgument("--firewall-check-interval must be positive")
     return DaemonConfig(
@@ -77,6 +82,7 @@ def from_args(argv: list[str] | None, *, isatty: bool = False) -> DaemonConfig:
         bridge=args.bridge,
         subnet=parse_subnet(args.subnet),
         mtu=args.mtu,
+        metrics_address=args.metrics_address,
     )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import structlog
 
-from netd import config, firewall, links, netns, server, watch
+from netd import config, firewall, links, metrics, netns, server, watch
 from netd.gate import Gate
 from netd.errors import FailedPrecondition, NetdError
 from netd.service import Service
@@ -122,6 +122,9 @@ def serve(cfg: config.DaemonConfig) -> int:
     service = Service(net=net, store=store, links=links, namespaces=netns, firewall=fw)
     service.prepare()
     repairs = service.reconcile()
+    if cfg.metrics_address:
+        metrics.enable(cfg.metrics_address, service)
+    metrics.count_repairs("reconcile", repairs)
 
     gate = Gate(cfg.socket, cfg.state_dir / "grpc.sock")
     grpc_server, health = server.build_server(service, gate.private, gate.caller)
@@ -135,10 +138,13 @@ def serve(cfg: config.DaemonConfig) -> int:
     sd_notify(f"READY=1\nSTATUS=serving {count} endpoints")
 
     stop = threading.Event()
-    threading.Thread(target=service.verify_containers, name="verify-containers", daemon=True).start()
-    in_background("firewall-healer", service.heal_firewall, stop, cfg.firewall_check_interval)
+    threading.Thread(target=lambda: metrics.count_repairs("reconcile", service.verify_containers()),
+                     name="verify-containers", daemon=True).start()
+    in_background("firewall-healer", lambda: metrics.count_repairs("firewall", service.heal_firewall()),
+                  stop, cfg.firewall_check_interval)
     in_background("link-watcher", lambda: watch.watch_deleted_veths(
-        service.forget_if_gone, service.sweep, stop), stop, 1.0)
+        lambda name, index: metrics.count_repairs("container_gone", service.forget_if_gone(name, index)),
+        lambda: metrics.count_repairs("container_gone", service.sweep()), stop), stop, 1.0)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     watchdog = watchdog_interval()

@@ -14,7 +14,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from netd import __version__, validate
+from netd import __version__, metrics, validate
 from netd.errors import InternalError, NetdError
 from netd.model import Endpoint
 from netd.service import Service
@@ -44,15 +44,20 @@ def at_the_edge(method: Callable) -> Callable:
 
     @functools.wraps(method)
     def wrapper(self: NetdServicer, request: object, context: grpc.ServicerContext) -> object:
+        started, code = time.perf_counter(), "OK"
         try:
             return method(self, request, context)
         except NetdError as e:
+            code = e.status
             if isinstance(e, InternalError):
                 log.error("call_failed", method=method.__name__, error=str(e))
             context.abort(status_code(e), str(e))
         except Exception as e:  # noqa: BLE001 - the edge: never leak a traceback
+            code = "INTERNAL"
             log.exception("call_crashed", method=method.__name__)
             context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}: {type(e).__name__}")
+        finally:
+            metrics.observe_call(method.__name__, code, time.perf_counter() - started)
 
     return wrapper
 

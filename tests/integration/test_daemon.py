@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from tests.sandbox import wait_for
+
 
 def test_socket_is_0660_root_and_directory_not_world_writable(netd):
     st = os.stat(netd.socket)
@@ -131,3 +133,30 @@ def test_sd_notify_ready_when_serving(sandbox):
     assert messages[0].startswith("READY=1") and "STATUS=serving 0 endpoints" in messages[0]
     assert messages[1].startswith("WATCHDOG=1") and messages[2].startswith("WATCHDOG=1")
     assert sandbox.netctl("status").returncode == 0
+
+
+SCRAPE = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
+
+
+def test_prometheus_metrics(sandbox):
+    sandbox.start_netd("--metrics-address", "127.0.0.1:9369")
+    c = sandbox.container()
+    sandbox.netctl("attach", "c1", "--pid", str(c.pid))
+    sandbox.netctl("attach", "c1", "--pid", str(c.pid), check=False)  # ALREADY_EXISTS
+    sandbox.in_host("nft", "flush", "ruleset")
+    wait_for(lambda: any(e["event"] == "firewall_repaired" for e in sandbox.netd_log()), "repair", timeout=5)
+    text = sandbox.in_host(sys.executable, "-c", SCRAPE, "http://127.0.0.1:9369/metrics").stdout
+    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+               for line in text.splitlines() if line and not line.startswith("#")}
+    assert samples['netd_calls_total{code="OK",method="AttachContainer"}'] == 1
+    assert samples['netd_calls_total{code="ALREADY_EXISTS",method="AttachContainer"}'] == 1
+    assert samples['netd_call_duration_seconds_count{method="AttachContainer"}'] == 2
+    assert samples['netd_endpoints{network="default"}'] == 1
+    assert samples['netd_pool_addresses{network="default",state="used"}'] == 1
+    assert samples['netd_pool_addresses{network="default",state="free"}'] == 65532
+    assert samples['netd_repairs_total{kind="firewall"}'] == 1
+
+
+def test_metrics_are_off_by_default(netd):
+    result = netd.in_host(sys.executable, "-c", SCRAPE, "http://127.0.0.1:9369/metrics", check=False)
+    assert result.returncode != 0
