@@ -40,6 +40,10 @@ def parser() -> argparse.ArgumentParser:
     detach = sub.add_parser("detach", parents=[output], help="detach a container")
     detach.add_argument("container_id")
     sub.add_parser("ls", parents=[output], help="list endpoints")
+    inspect = sub.add_parser("inspect", parents=[output], help="one endpoint and what the kernel shows now")
+    inspect.add_argument("container_id")
+    check = sub.add_parser("check", parents=[output], help="does the kernel still match the record? (exit 1 if not)")
+    check.add_argument("container_id")
     sub.add_parser("status", parents=[output], help="is netd serving?")
     return p
 
@@ -59,6 +63,23 @@ def table(rows: list[dict]) -> str:
 
 def emit(args: argparse.Namespace, data: object, text: str) -> None:
     print(json.dumps(data, indent=2) if args.output == "json" else text)
+
+
+def describe(data: dict) -> str:
+    """`inspect` for people: the record, then each end of the veth as the kernel shows it."""
+    lines = [f"{k}: {v}" for k, v in data["endpoint"].items()]
+    for side in ("host_link", "container_link"):
+        link = data.get(side)
+        if not link:
+            lines.append(f"{side}: missing")
+            continue
+        lines.append(f"{side}: {link['name']} {'UP' if link['up'] else 'DOWN'}"
+                     f"{' carrier' if link['carrier'] else ' no-carrier'} mtu {link['mtu']} mac {link['mac_address']} "
+                     f"rx {link['rx_packets']} pkts / {link['rx_bytes']} B (dropped {link['rx_dropped']}) "
+                     f"tx {link['tx_packets']} pkts / {link['tx_bytes']} B (dropped {link['tx_dropped']})")
+    lines.append(f"container_addresses: {', '.join(data['container_addresses']) or 'none'}")
+    lines.append(f"container_routes: {', '.join(data['container_routes']) or 'none'}")
+    return "\n".join(lines)
 
 
 def status(args: argparse.Namespace, channel: grpc.Channel, stub: pb_grpc.NetdStub) -> int:
@@ -90,6 +111,13 @@ def run(args: argparse.Namespace, channel: grpc.Channel) -> int:
     elif args.command == "ls":
         endpoints = [to_dict(e) for e in stub.ListEndpoints(pb.ListEndpointsRequest(), timeout=TIMEOUT).endpoints]
         emit(args, endpoints, table(endpoints))
+    elif args.command == "inspect":
+        data = to_dict(stub.InspectEndpoint(pb.InspectEndpointRequest(container_id=args.container_id), timeout=TIMEOUT))
+        emit(args, data, describe(data))
+    elif args.command == "check":
+        reply = stub.CheckEndpoint(pb.CheckEndpointRequest(container_id=args.container_id), timeout=TIMEOUT)
+        emit(args, to_dict(reply), "ok" if reply.ok else "\n".join(reply.problems))
+        return 0 if reply.ok else 1
     elif args.command == "status":
         return status(args, channel, stub)
     return 0

@@ -8,6 +8,7 @@ the meaning:
     ├── InvalidArgument        INVALID_ARGUMENT   malformed field, bad value
     │   └── AddressOutOfRange  INVALID_ARGUMENT   static address not usable in the subnet
     ├── ContainerNotFound      NOT_FOUND          no such PID or netns path
+    ├── EndpointNotFound       NOT_FOUND          no endpoint for that container id
     ├── AlreadyExists          ALREADY_EXISTS
     │   ├── AlreadyAttached    ALREADY_EXISTS     container id already has an endpoint
     │   └── AddressInUse       ALREADY_EXISTS     static address taken by another endpoint
@@ -39,6 +40,10 @@ class AddressOutOfRange(InvalidArgument):
 
 
 class ContainerNotFound(NetdError):
+    status = "NOT_FOUND"
+
+
+class EndpointNotFound(NetdError):
     status = "NOT_FOUND"
 
 

@@ -12,12 +12,13 @@ import itertools
 import os
 import threading
 from concurrent.futures import Future
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from netd import netns
 from netd.errors import AlreadyExists, FailedPrecondition, KernelError
 from netd.model import HOST_IFNAME_PREFIX, NetworkConfig, mac_for
-from netd.rtnl import IFF_UP, NetlinkError, Rtnl
+from netd.rtnl import IFF_UP, Link, NetlinkError, Route, Rtnl
 
 _local = threading.local()
 DEFAULT_MTU = 1500
@@ -88,15 +89,46 @@ def configure_container_side(ns_fd: int, ifname: str, address: IPv4Interface, ga
             raise KernelError(f"failed to configure {ifname} in the container: {e.strerror}") from e
 
 
-def container_side_intact(ns_fd: int, ifname: str, address: IPv4Interface, gateway: IPv4Address) -> bool:
-    """Is the container's interface up, with its address and the default route via the gateway?"""
+@dataclass(frozen=True)
+class ContainerView:
+    """What the kernel shows inside a container for its interface."""
+
+    link: Link | None
+    addresses: list[IPv4Interface]
+    routes: list[Route]
+
+    def problems(self, ifname: str, address: IPv4Interface, gateway: IPv4Address) -> list[str]:
+        if self.link is None:
+            return [f"container: no interface {ifname}"]
+        found = []
+        if not self.link.flags & IFF_UP:
+            found.append(f"container: {ifname} is down")
+        if address not in self.addresses:
+            found.append(f"container: {ifname} lacks address {address}")
+        if not any(r.dst.prefixlen == 0 and r.gateway == gateway for r in self.routes):
+            found.append(f"container: no default route via {gateway}")
+        return found
+
+
+def container_view(ns_fd: int, ifname: str) -> ContainerView:
     with Rtnl(netns.netlink_socket_in(ns_fd)) as rtnl:
         link = rtnl.link(ifname)
-        if link is None or not link.flags & IFF_UP:
-            return False
-        return (any(a.index == link.index and a.address == address for a in rtnl.addresses())
-                and any(r.table == MAIN_TABLE and r.dst.prefixlen == 0 and r.gateway == gateway
-                        and r.oif == link.index for r in rtnl.routes()))
+        if link is None:
+            return ContainerView(None, [], [])
+        return ContainerView(
+            link,
+            [a.address for a in rtnl.addresses() if a.index == link.index],
+            [r for r in rtnl.routes() if r.table == MAIN_TABLE and r.oif == link.index],
+        )
+
+
+def container_side_intact(ns_fd: int, ifname: str, address: IPv4Interface, gateway: IPv4Address) -> bool:
+    """Is the container's interface up, with its address and the default route via the gateway?"""
+    return not container_view(ns_fd, ifname).problems(ifname, address, gateway)
+
+
+def host_link(name: str) -> Link | None:
+    return _rtnl().link(name)
 
 
 class _Reaper:

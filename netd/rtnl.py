@@ -30,9 +30,11 @@ F_REQUEST, F_ACK, F_DUMP, F_EXCL, F_CREATE = 0x1, 0x4, 0x300, 0x200, 0x400
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_GROUP, IFLA_NET_NS_FD = 1, 3, 4, 10, 18, 27, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 IFLA_AF_SPEC, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 26, 8, 1
+IFLA_STATS64 = 23
+STATS64 = struct.Struct("=8Q")  # rx/tx packets, rx/tx bytes, rx/tx errors, rx/tx dropped
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
-IFF_UP = 0x1
+IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
 RT_TABLE_MAIN, RTPROT_STATIC, RTN_UNICAST = 254, 4, 1
 LOOPBACK_INDEX = 1  # lo is always ifindex 1 in a network namespace
 NLA_F_NESTED = 0x8000
@@ -87,6 +89,8 @@ class Link:
     mtu: int
     master: int
     kind: str
+    mac: str = ""
+    stats: tuple[int, ...] = (0,) * 8  # rx/tx packets, rx/tx bytes, rx/tx errors, rx/tx dropped
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,9 @@ def parse_link(body: bytes) -> Link:
     _, _, index, flags, _ = IFINFO.unpack_from(body)
     attrs = parse_attrs(body, IFINFO.size)
     kind = text(parse_attrs(attrs[IFLA_LINKINFO]).get(IFLA_INFO_KIND)) if IFLA_LINKINFO in attrs else ""
-    return Link(index, text(attrs.get(IFLA_IFNAME)), flags, num(attrs.get(IFLA_MTU)), num(attrs.get(IFLA_MASTER)), kind)
+    stats = STATS64.unpack_from(attrs[IFLA_STATS64]) if len(attrs.get(IFLA_STATS64, b"")) >= STATS64.size else (0,) * 8
+    return Link(index, text(attrs.get(IFLA_IFNAME)), flags, num(attrs.get(IFLA_MTU)), num(attrs.get(IFLA_MASTER)),
+                kind, ":".join(f"{b:02x}" for b in attrs.get(IFLA_ADDRESS, b"")), stats)
 
 
 def parse_addr(body: bytes) -> Addr:

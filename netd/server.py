@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from netd import __version__, metrics, validate
 from netd.errors import InternalError, NetdError
 from netd.model import Endpoint
+from netd.rtnl import IFF_LOWER_UP, IFF_UP
 from netd.service import Service
 from netd.v1 import netd_pb2 as pb
 from netd.v1 import netd_pb2_grpc as pb_grpc
@@ -62,6 +63,17 @@ def at_the_edge(method: Callable) -> Callable:
     return wrapper
 
 
+def link_to_proto(link: object) -> pb.LinkState | None:
+    if link is None:
+        return None
+    rx_packets, tx_packets, rx_bytes, tx_bytes, _, _, rx_dropped, tx_dropped = link.stats
+    return pb.LinkState(
+        name=link.name, up=bool(link.flags & IFF_UP), carrier=bool(link.flags & IFF_LOWER_UP), mtu=link.mtu,
+        mac_address=link.mac, rx_packets=rx_packets, tx_packets=tx_packets, rx_bytes=rx_bytes,
+        tx_bytes=tx_bytes, rx_dropped=rx_dropped, tx_dropped=tx_dropped,
+    )
+
+
 class NetdServicer(pb_grpc.NetdServicer):
     def __init__(self, service: Service, identify: Callable[[str], object]) -> None:
         self._service = service
@@ -102,6 +114,22 @@ class NetdServicer(pb_grpc.NetdServicer):
                 name=net.name, bridge=net.bridge, subnet=str(net.subnet), gateway=str(net.gateway), mtu=net.mtu,
                 endpoints=len(self._service.list()), addresses_used=used, addresses_free=free)],
         )
+
+    @at_the_edge
+    def InspectEndpoint(self, request: pb.InspectEndpointRequest, context: grpc.ServicerContext) -> pb.InspectEndpointResponse:
+        found = self._service.inspect(validate.container_id(request.container_id))
+        view = found.container
+        return pb.InspectEndpointResponse(
+            endpoint=endpoint_to_proto(found.endpoint), host_link=link_to_proto(found.host_link),
+            container_link=link_to_proto(view.link if view else None),
+            container_addresses=[str(a) for a in view.addresses] if view else [],
+            container_routes=[f"{r.dst} via {r.gateway}" if r.gateway else str(r.dst) for r in view.routes] if view else [],
+        )
+
+    @at_the_edge
+    def CheckEndpoint(self, request: pb.CheckEndpointRequest, context: grpc.ServicerContext) -> pb.CheckEndpointResponse:
+        problems = self._service.check(validate.container_id(request.container_id))
+        return pb.CheckEndpointResponse(ok=not problems, problems=problems)
 
     @at_the_edge
     def ListEndpoints(self, request: pb.ListEndpointsRequest, context: grpc.ServicerContext) -> pb.ListEndpointsResponse:

@@ -21,6 +21,7 @@ from netd.errors import (
     AlreadyAttached,
     BridgeFull,
     ContainerNotFound,
+    EndpointNotFound,
     FailedPrecondition,
     NetdError,
 )
@@ -38,6 +39,13 @@ from netd.store import Store
 
 log = structlog.get_logger("netd")
 LOCK_STRIPES = 64
+
+
+@dataclass(frozen=True)
+class Inspection:
+    endpoint: Endpoint
+    host_link: Any  # rtnl.Link | None
+    container: Any  # links.ContainerView | None
 
 
 def _now() -> str:
@@ -156,6 +164,35 @@ class Service:
 
     def list(self) -> list[Endpoint]:
         return self.store.list(self.net.name)
+
+    def inspect(self, container_id: str) -> Inspection:
+        """The record and what the kernel shows for it now."""
+        endpoint = self.store.get(container_id)
+        if endpoint is None:
+            raise EndpointNotFound(f"container {container_id} is not attached")
+        view = None
+        try:
+            with self.namespaces.open_netns(endpoint.pid, endpoint.netns_path) as ns:
+                if ns.id == endpoint.netns_id:
+                    view = self.links.container_view(ns.fd, endpoint.ifname)
+        except NetdError:
+            pass
+        return Inspection(endpoint, self.links.host_link(endpoint.host_ifname), view)
+
+    def check(self, container_id: str) -> list[str]:
+        """Where the kernel no longer matches the record; empty when all is well."""
+        found = self.inspect(container_id)
+        e = found.endpoint
+        problems = []
+        if found.host_link is None:
+            problems.append(f"host: veth {e.host_ifname} is missing")
+        elif found.host_link.master != self._bridge_index:
+            problems.append(f"host: veth {e.host_ifname} is not a port of bridge {self.net.bridge}")
+        if found.container is None:
+            problems.append("container: network namespace is gone or no longer at its pid/path")
+        else:
+            problems += found.container.problems(e.ifname, e.address, e.gateway)
+        return problems
 
     def responsive(self, timeout: float) -> bool:
         """Can a call get through allocation now? (for the systemd watchdog)"""

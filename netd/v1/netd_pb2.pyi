@@ -107,3 +107,63 @@ class NetworkStatus(_message.Message):
     addresses_used: int
     addresses_free: int
     def __init__(self, name: _Optional[str] = ..., bridge: _Optional[str] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., mtu: _Optional[int] = ..., endpoints: _Optional[int] = ..., addresses_used: _Optional[int] = ..., addresses_free: _Optional[int] = ...) -> None: ...
+
+class InspectEndpointRequest(_message.Message):
+    __slots__ = ("container_id",)
+    CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    container_id: str
+    def __init__(self, container_id: _Optional[str] = ...) -> None: ...
+
+class InspectEndpointResponse(_message.Message):
+    __slots__ = ("endpoint", "host_link", "container_link", "container_addresses", "container_routes")
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    HOST_LINK_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_LINK_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_ROUTES_FIELD_NUMBER: _ClassVar[int]
+    endpoint: Endpoint
+    host_link: LinkState
+    container_link: LinkState
+    container_addresses: _containers.RepeatedScalarFieldContainer[str]
+    container_routes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, endpoint: _Optional[_Union[Endpoint, _Mapping]] = ..., host_link: _Optional[_Union[LinkState, _Mapping]] = ..., container_link: _Optional[_Union[LinkState, _Mapping]] = ..., container_addresses: _Optional[_Iterable[str]] = ..., container_routes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class LinkState(_message.Message):
+    __slots__ = ("name", "up", "carrier", "mtu", "mac_address", "rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_dropped", "tx_dropped")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UP_FIELD_NUMBER: _ClassVar[int]
+    CARRIER_FIELD_NUMBER: _ClassVar[int]
+    MTU_FIELD_NUMBER: _ClassVar[int]
+    MAC_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    RX_PACKETS_FIELD_NUMBER: _ClassVar[int]
+    TX_PACKETS_FIELD_NUMBER: _ClassVar[int]
+    RX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RX_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    TX_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    up: bool
+    carrier: bool
+    mtu: int
+    mac_address: str
+    rx_packets: int
+    tx_packets: int
+    rx_bytes: int
+    tx_bytes: int
+    rx_dropped: int
+    tx_dropped: int
+    def __init__(self, name: _Optional[str] = ..., up: _Optional[bool] = ..., carrier: _Optional[bool] = ..., mtu: _Optional[int] = ..., mac_address: _Optional[str] = ..., rx_packets: _Optional[int] = ..., tx_packets: _Optional[int] = ..., rx_bytes: _Optional[int] = ..., tx_bytes: _Optional[int] = ..., rx_dropped: _Optional[int] = ..., tx_dropped: _Optional[int] = ...) -> None: ...
+
+class CheckEndpointRequest(_message.Message):
+    __slots__ = ("container_id",)
+    CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    container_id: str
+    def __init__(self, container_id: _Optional[str] = ...) -> None: ...
+
+class CheckEndpointResponse(_message.Message):
+    __slots__ = ("ok", "problems")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    problems: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ok: _Optional[bool] = ..., problems: _Optional[_Iterable[str]] = ...) -> None: ...

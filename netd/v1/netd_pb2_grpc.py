@@ -56,6 +56,16 @@ class NetdStub:
                 request_serializer=netd_dot_v1_dot_netd__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=netd_dot_v1_dot_netd__pb2.GetStatusResponse.FromString,
                 _registered_method=True)
+        self.InspectEndpoint = channel.unary_unary(
+                '/netd.v1.Netd/InspectEndpoint',
+                request_serializer=netd_dot_v1_dot_netd__pb2.InspectEndpointRequest.SerializeToString,
+                response_deserializer=netd_dot_v1_dot_netd__pb2.InspectEndpointResponse.FromString,
+                _registered_method=True)
+        self.CheckEndpoint = channel.unary_unary(
+                '/netd.v1.Netd/CheckEndpoint',
+                request_serializer=netd_dot_v1_dot_netd__pb2.CheckEndpointRequest.SerializeToString,
+                response_deserializer=netd_dot_v1_dot_netd__pb2.CheckEndpointResponse.FromString,
+                _registered_method=True)
 
 
 class NetdServicer:
@@ -91,6 +101,20 @@ class NetdServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def InspectEndpoint(self, request, context):
+        """One endpoint with what the kernel shows for it now. NOT_FOUND if unknown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckEndpoint(self, request, context):
+        """Does the kernel still match the record? (like CNI CHECK). NOT_FOUND if unknown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NetdServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +137,16 @@ def add_NetdServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=netd_dot_v1_dot_netd__pb2.GetStatusRequest.FromString,
                     response_serializer=netd_dot_v1_dot_netd__pb2.GetStatusResponse.SerializeToString,
+            ),
+            'InspectEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.InspectEndpoint,
+                    request_deserializer=netd_dot_v1_dot_netd__pb2.InspectEndpointRequest.FromString,
+                    response_serializer=netd_dot_v1_dot_netd__pb2.InspectEndpointResponse.SerializeToString,
+            ),
+            'CheckEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckEndpoint,
+                    request_deserializer=netd_dot_v1_dot_netd__pb2.CheckEndpointRequest.FromString,
+                    response_serializer=netd_dot_v1_dot_netd__pb2.CheckEndpointResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -225,6 +259,60 @@ class Netd:
             '/netd.v1.Netd/GetStatus',
             netd_dot_v1_dot_netd__pb2.GetStatusRequest.SerializeToString,
             netd_dot_v1_dot_netd__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InspectEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/netd.v1.Netd/InspectEndpoint',
+            netd_dot_v1_dot_netd__pb2.InspectEndpointRequest.SerializeToString,
+            netd_dot_v1_dot_netd__pb2.InspectEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/netd.v1.Netd/CheckEndpoint',
+            netd_dot_v1_dot_netd__pb2.CheckEndpointRequest.SerializeToString,
+            netd_dot_v1_dot_netd__pb2.CheckEndpointResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -160,3 +160,30 @@ def test_prometheus_metrics(sandbox):
 def test_metrics_are_off_by_default(netd):
     result = netd.in_host(sys.executable, "-c", SCRAPE, "http://127.0.0.1:9369/metrics", check=False)
     assert result.returncode != 0
+
+
+def test_netctl_inspect_shows_the_kernel_view(netd):
+    c = netd.container()
+    netd.netctl("attach", "c1", "--pid", str(c.pid))
+    c.run("ping", "-c2", "-W2", "10.89.0.1")
+    data = json.loads(netd.netctl("inspect", "c1", "-o", "json").stdout)
+    assert data["endpoint"]["container_id"] == "c1"
+    host, inner = data["host_link"], data["container_link"]
+    assert host["up"] and host["carrier"] and inner["up"] and inner["name"] == "eth0"
+    assert inner["mac_address"] == data["endpoint"]["mac_address"]
+    assert int(inner["tx_packets"]) >= 2 and int(host["rx_packets"]) >= 2
+    assert data["container_addresses"] == ["10.89.0.2/16"]
+    assert "0.0.0.0/0 via 10.89.0.1" in data["container_routes"]
+    text = netd.netctl("inspect", "c1").stdout
+    assert "host_link: vnd" in text and "container_link: eth0 UP carrier" in text
+
+
+def test_netctl_check_finds_drift(netd):
+    c = netd.container()
+    netd.netctl("attach", "c1", "--pid", str(c.pid))
+    assert netd.netctl("check", "c1").stdout.strip() == "ok"
+    c.run("ip", "route", "del", "default")
+    result = netd.netctl("check", "c1", check=False)
+    assert result.returncode == 1 and "no default route via 10.89.0.1" in result.stdout
+    missing = netd.netctl("check", "nope", check=False)
+    assert missing.returncode == 1 and missing.stderr.startswith("netctl: NOT_FOUND: container nope")

@@ -4,6 +4,7 @@ service's orchestration and rollback can be tested without root."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from netd.errors import ContainerNotFound, KernelError
 from netd.model import NetnsId
@@ -63,6 +64,18 @@ class FakeLinks:
     def configure_container_side(self, ns_fd, ifname, address, gateway):
         self._maybe_fail("configure_container_side")
         self.configured.add(str(address))
+
+    def host_link(self, name):
+        return SimpleNamespace(master=1) if name in self.veths else None
+
+    def container_view(self, ns_fd, ifname):
+        configured = self.configured
+
+        class View:
+            def problems(self, ifname, address, gateway):
+                return [] if str(address) in configured else [f"container: {ifname} lacks address {address}"]
+
+        return View()
 
     def container_side_intact(self, ns_fd, ifname, address, gateway):
         return str(address) in self.configured

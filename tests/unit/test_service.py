@@ -4,7 +4,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
-from netd.errors import AlreadyAttached, BridgeFull, ContainerNotFound, KernelError, PoolExhausted
+from netd.errors import AlreadyAttached, BridgeFull, ContainerNotFound, EndpointNotFound, KernelError, PoolExhausted
 from netd.model import AttachRequest, NetworkConfig, host_ifname_for
 from netd.service import Service
 from netd.store.memory import MemoryStore
@@ -168,6 +168,22 @@ def test_reconcile_leaves_a_live_veth_whose_pid_is_unreachable():
     assert svc.reconcile() == 0
     assert svc.verify_containers() == 0
     assert svc.store.get("c1") is not None
+
+
+def test_check_reports_each_mismatch():
+    svc = make()
+    ep = svc.attach(AttachRequest("c1", pid=100))
+    assert svc.check("c1") == []
+    svc.links.configured.clear()
+    svc.links.veths.clear()
+    assert svc.check("c1") == [f"host: veth {ep.host_ifname} is missing", f"container: eth0 lacks address {ep.address}"]
+    svc.namespaces.alive.clear()
+    assert "container: network namespace is gone" in svc.check("c1")[1]
+
+
+def test_inspect_unknown_is_not_found():
+    with pytest.raises(EndpointNotFound, match="c9"):
+        make().inspect("c9")
 
 
 def test_forget_if_gone_only_for_the_matching_ifindex():
