@@ -111,6 +111,17 @@ def in_background(name: str, loop: Callable[[], object], stop: threading.Event, 
     threading.Thread(target=target, name=name, daemon=True).start()
 
 
+def heal(service: Service, health: object) -> None:
+    """One round of self-repair; health says NOT_SERVING while repair fails."""
+    try:
+        metrics.count_repairs("network", service.heal())
+    except NetdError as e:
+        log.error("repair_failed", error=str(e))
+        server.set_serving(health, False)
+        return
+    server.set_serving(health, True)
+
+
 def serve(cfg: config.DaemonConfig) -> int:
     started = time.monotonic()
     lock_fd = lock_state_dir(cfg.state_dir)
@@ -121,17 +132,20 @@ def serve(cfg: config.DaemonConfig) -> int:
     firewall.remove_others(fw)
     service = Service(net=net, store=store, links=links, namespaces=netns, firewall=fw)
     service.prepare()
-    repairs = service.reconcile()
-    if cfg.metrics_address:
-        metrics.enable(cfg.metrics_address, service)
-    metrics.count_repairs("reconcile", repairs)
 
     gate = Gate(cfg.socket, cfg.state_dir / "grpc.sock")
-    grpc_server, health = server.build_server(service, gate.private, gate.caller)
+    grpc_server, health, ready = server.build_server(service, gate.private, gate.caller)
     grpc_server.start()
     set_socket_group(cfg.socket, cfg.socket_group)
     gate.start()
+    # Health says NOT_SERVING and calls get UNAVAILABLE until the store and
+    # the kernel agree again.
+    repairs = service.reconcile()
+    ready.set()
     server.set_serving(health, True)
+    if cfg.metrics_address:
+        metrics.enable(cfg.metrics_address, service)
+    metrics.count_repairs("reconcile", repairs)
     count = len(service.list())
     log.info("serving", socket=str(cfg.socket), bridge=net.bridge, subnet=str(net.subnet), mtu=net.mtu,
              firewall=fw.name, endpoints=count, repairs=repairs, ms=round((time.monotonic() - started) * 1000))
@@ -140,8 +154,7 @@ def serve(cfg: config.DaemonConfig) -> int:
     stop = threading.Event()
     threading.Thread(target=lambda: metrics.count_repairs("reconcile", service.verify_containers()),
                      name="verify-containers", daemon=True).start()
-    in_background("firewall-healer", lambda: metrics.count_repairs("firewall", service.heal_firewall()),
-                  stop, cfg.firewall_check_interval)
+    in_background("healer", lambda: heal(service, health), stop, cfg.firewall_check_interval)
     in_background("link-watcher", lambda: watch.watch_deleted_veths(
         lambda name, index: metrics.count_repairs("container_gone", service.forget_if_gone(name, index)),
         lambda: metrics.count_repairs("container_gone", service.sweep()), stop), stop, 1.0)

@@ -59,6 +59,22 @@ def ensure_bridge(net: NetworkConfig) -> int:
         raise KernelError(f"failed to set up bridge {net.bridge}: {e.strerror}") from e
 
 
+def bridge_intact(net: NetworkConfig, index: int) -> bool:
+    """Is the bridge still there under the same index, up, with the gateway address?"""
+    rtnl = _rtnl()
+    link = rtnl.link(net.bridge)
+    gateway = net.interface_for(net.gateway)
+    return (link is not None and link.index == index and bool(link.flags & IFF_UP)
+            and any(a.index == index and a.address == gateway for a in rtnl.addresses()))
+
+
+def enslave(name: str, bridge_index: int) -> None:
+    try:
+        _rtnl().set_master(name, bridge_index)
+    except NetlinkError as e:
+        raise KernelError(f"failed to attach {name} to the bridge: {e.strerror}") from e
+
+
 def create_veth(host_ifname: str, peer_ifname: str, ns_fd: int, bridge_index: int, mtu: int, mac: str) -> int:
     """One request: the pair, its peer already in the container netns, the host end up on the bridge."""
     rtnl = _rtnl()

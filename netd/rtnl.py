@@ -282,6 +282,9 @@ class Rtnl:
         self.batch((RTM_NEWLINK, 0, IFINFO.pack(0, 0, index, IFF_UP, IFF_UP)
                     + attr(IFLA_ADDRESS, mac_bytes(mac)) + u32(IFLA_MTU, mtu)))
 
+    def set_master(self, name: str, master: int) -> None:
+        self.batch((RTM_NEWLINK, 0, IFINFO.pack(0, 0, 0, IFF_UP, IFF_UP) + name_attr(name) + u32(IFLA_MASTER, master)))
+
     def add_address(self, index: int, address: IPv4Interface) -> None:
         self.batch((RTM_NEWADDR, F_CREATE | F_EXCL, address_body(index, address)))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
@@ -47,6 +48,9 @@ def at_the_edge(method: Callable) -> Callable:
     def wrapper(self: NetdServicer, request: object, context: grpc.ServicerContext) -> object:
         started, code = time.perf_counter(), "OK"
         try:
+            if not self.ready.is_set() and method.__name__ != "GetStatus":
+                code = "UNAVAILABLE"
+                context.abort(grpc.StatusCode.UNAVAILABLE, "netd is starting: reconciling its state with the kernel")
             return method(self, request, context)
         except NetdError as e:
             code = e.status
@@ -79,6 +83,8 @@ class NetdServicer(pb_grpc.NetdServicer):
         self._service = service
         self._identify = identify
         self._started = time.monotonic()
+        # Set once start-up reconcile is done; until then calls get UNAVAILABLE.
+        self.ready = threading.Event()
         # container id → (Endpoint, its proto). The store hands out the same
         # frozen Endpoint until it changes, so identity says the proto is
         # current; this keeps listing 1000 endpoints to a few milliseconds.
@@ -145,13 +151,14 @@ class NetdServicer(pb_grpc.NetdServicer):
 
 def build_server(
     service: Service, socket_path: Path, identify: Callable[[str], object], workers: int = 16
-) -> tuple[grpc.Server, health.HealthServicer]:
+) -> tuple[grpc.Server, health.HealthServicer, threading.Event]:
     """gRPC on a private socket (0600, root only); the gate relays the public one to it."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
     )
-    pb_grpc.add_NetdServicer_to_server(NetdServicer(service, identify), server)
+    servicer = NetdServicer(service, identify)
+    pb_grpc.add_NetdServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in (SERVICE_NAME, ""):
@@ -166,7 +173,7 @@ def build_server(
         server.add_insecure_port(f"unix:{socket_path}")
     finally:
         os.umask(old_umask)
-    return server, health_servicer
+    return server, health_servicer, servicer.ready
 
 
 def set_serving(health_servicer: health.HealthServicer, serving: bool) -> None:

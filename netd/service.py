@@ -84,13 +84,21 @@ class Service:
         self._bridge_index = self.links.ensure_bridge(self.net)
         self.firewall.setup(self.net)
 
-    def heal_firewall(self) -> bool:
-        """Put netd's rules back if someone flushed them. True when it repaired."""
-        if self.firewall.intact(self.net):
-            return False
-        self.firewall.setup(self.net)
-        log.warning("firewall_repaired", driver=self.firewall.name, network=self.net.name)
-        return True
+    def heal(self) -> int:
+        """Put back what someone else removed: the bridge (and its ports), the
+        firewall rules. Returns the repairs made; raises if it cannot."""
+        repairs = 0
+        if not self.links.bridge_intact(self.net, self._bridge_index):
+            self._bridge_index = self.links.ensure_bridge(self.net)
+            for endpoint in self.store.list(self.net.name):
+                self._quietly("re-attach port", self.links.enslave, endpoint.host_ifname, self._bridge_index)
+            log.warning("bridge_repaired", bridge=self.net.bridge, network=self.net.name)
+            repairs += 1
+        if not self.firewall.intact(self.net):
+            self.firewall.setup(self.net)
+            log.warning("firewall_repaired", driver=self.firewall.name, network=self.net.name)
+            repairs += 1
+        return repairs
 
     # -- attach ----------------------------------------------------------
 
@@ -283,6 +291,9 @@ class Service:
             current = self.store.get(endpoint.container_id)
             if current is None or not current.ready or current.host_ifindex != ifindex:
                 return False
+            link = self.links.host_link(host_ifname)
+            if link is not None and link.index == ifindex:
+                return False  # still there: not a deletion after all
             self.store.remove(current.container_id)
         log.info("container_gone", container_id=current.container_id, address=str(current.address))
         return True

@@ -35,8 +35,9 @@ def parse_deleted_links(data: bytes) -> Iterator[tuple[str, int]]:
         length, msg_type, _, _, _ = NLMSG_HDR.unpack_from(data, offset)
         if length < NLMSG_HDR.size:
             return
-        if msg_type == RTM_DELLINK:
-            body = offset + NLMSG_HDR.size
+        body = offset + NLMSG_HDR.size
+        # AF_BRIDGE deletions only say a port left its bridge; the device lives.
+        if msg_type == RTM_DELLINK and IFINFOMSG.unpack_from(data, body)[0] == socket.AF_UNSPEC:
             _, _, index, _, _ = IFINFOMSG.unpack_from(data, body)
             attr = body + IFINFOMSG.size
             while attr + RTA_HDR.size <= offset + length:
@@ -53,14 +54,16 @@ def parse_deleted_links(data: bytes) -> Iterator[tuple[str, int]]:
 
 def watch_deleted_veths(
     on_deleted: Callable[[str, int], object],
-    on_overflow: Callable[[], object],
+    on_resync: Callable[[], object],
     stop: threading.Event,
 ) -> None:
     """Call on_deleted(name, ifindex) for every netd veth the kernel deletes,
-    and on_overflow() when events were lost (then the caller must resync)."""
+    and on_resync() once subscribed and whenever events were lost: the caller
+    then compares its records with the kernel."""
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         sock.bind((0, RTMGRP_LINK))
+        on_resync()  # deaths between start-up reconcile and this subscription
         while not stop.is_set():
             ready, _, _ = select.select([sock], [], [], 0.5)
             if not ready:
@@ -69,7 +72,7 @@ def watch_deleted_veths(
                 data = sock.recv(1 << 16)
             except OSError as e:
                 if e.errno == errno.ENOBUFS:
-                    on_overflow()
+                    on_resync()
                     continue
                 raise
             for name, index in parse_deleted_links(data):

@@ -155,3 +155,24 @@ def test_sigterm_mid_storm_finishes_or_refuses_every_call(netd, client):
     assert ("attached", f"c{containers[0].pid}") in outcomes or any(o[0] == "attached" for o in outcomes)
     netd.start_netd()
     assert_consistent(netd, client, containers)
+
+
+def test_deleted_bridge_is_recreated_with_its_ports(netd, client):
+    c = netd.container()
+    client.attach("c1", pid=c.pid)
+    netd.in_host("ip", "link", "del", "netd0")
+    wait_for(lambda: any(e["event"] == "bridge_repaired" for e in netd.netd_log()), "bridge repair", timeout=5)
+    wait_for(lambda: len(bridge_ports(netd)) == 1, "port re-attached", timeout=2)
+    assert c.run("ping", "-c1", "-W2", "10.89.0.1", check=False).returncode == 0
+    assert tcp_peer_seen(c, OUTSIDE_ADDR) == HOST_UPLINK_ADDR
+    assert netd.netctl("status").returncode == 0
+
+
+def test_a_port_taken_off_the_bridge_is_not_mistaken_for_a_dead_container(netd, client):
+    c = netd.container()
+    ep = client.attach("c1", pid=c.pid)
+    netd.in_host("ip", "link", "set", ep.host_ifname, "nomaster")  # the kernel says RTM_DELLINK (AF_BRIDGE)
+    time.sleep(0.5)
+    assert [e.container_id for e in client.list()] == ["c1"]
+    result = netd.netctl("check", "c1", check=False)
+    assert result.returncode == 1 and "is not a port of bridge netd0" in result.stdout

@@ -52,8 +52,18 @@ class FakeLinks:
     def enable_ip_forwarding(self):
         pass
 
+    bridge_ok: bool = True
+    enslaved: list = field(default_factory=list)
+
     def ensure_bridge(self, net):
+        self.bridge_ok = True
         return 1
+
+    def bridge_intact(self, net, index):
+        return self.bridge_ok
+
+    def enslave(self, name, index):
+        self.enslaved.append(name)
 
     def create_veth(self, host_ifname, peer_ifname, ns_fd, bridge_index, mtu, mac):
         self._maybe_fail("create_veth")
@@ -66,7 +76,7 @@ class FakeLinks:
         self.configured.add(str(address))
 
     def host_link(self, name):
-        return SimpleNamespace(master=1) if name in self.veths else None
+        return SimpleNamespace(master=1, index=self.veths[name]) if name in self.veths else None
 
     def container_view(self, ns_fd, ifname):
         configured = self.configured

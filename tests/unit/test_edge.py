@@ -1,5 +1,7 @@
 """Errors at the gRPC edge: each NetdError becomes its status, the rest INTERNAL without a traceback."""
 
+import threading
+
 import grpc
 import pytest
 
@@ -36,6 +38,9 @@ def test_status_codes(error, code):
 
 def call(exc):
     class Servicer:
+        ready = threading.Event()
+        ready.set()
+
         @at_the_edge
         def Method(self, request, context):
             raise exc

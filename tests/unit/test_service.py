@@ -190,6 +190,8 @@ def test_forget_if_gone_only_for_the_matching_ifindex():
     svc = make()
     ep = svc.attach(AttachRequest("c1", pid=100))
     assert svc.forget_if_gone(ep.host_ifname, ep.host_ifindex + 1) is False
+    assert svc.forget_if_gone(ep.host_ifname, ep.host_ifindex) is False  # the link is still there
+    svc.links.veths.clear()
     assert svc.forget_if_gone(ep.host_ifname, ep.host_ifindex) is True
     assert svc.store.get("c1") is None
 
@@ -203,12 +205,20 @@ def test_sweep_releases_endpoints_whose_veth_is_gone():
     assert [e.container_id for e in svc.list()] == ["c2"]
 
 
-def test_heal_firewall_reapplies_only_when_flushed():
+def test_heal_reapplies_firewall_only_when_flushed():
     svc = make()
-    assert svc.heal_firewall() is False
+    assert svc.heal() == 0
     svc.firewall.flushed = True
-    assert svc.heal_firewall() is True
+    assert svc.heal() == 1
     assert svc.firewall.intact(svc.net)
+
+
+def test_heal_recreates_a_deleted_bridge_and_reattaches_ports():
+    svc = make()
+    ep = svc.attach(AttachRequest("c1", pid=100))
+    svc.links.bridge_ok = False
+    assert svc.heal() == 1
+    assert svc.links.enslaved == [ep.host_ifname]
 
 
 def test_static_address_is_used():
