@@ -5,13 +5,19 @@ PY := $(VENV)/bin/python
 DEB_PACKAGES := iproute2 iptables nftables iputils-ping util-linux procps
 PROTO := proto/netd/v1/netd.proto
 
-.PHONY: help dev deb proto test unit integration demo bench lint clean
+.PHONY: help dev deb proto test unit integration demo bench install lint clean
+
+# `make install`: netd in its own venv under NETD_HOME, commands in PREFIX/bin, the unit in UNITDIR.
+NETD_HOME ?= /opt/netd
+PREFIX ?= /usr/local
+UNITDIR ?= /etc/systemd/system
 
 help:
 	@echo "make dev          venv with netd (editable) and test tools; installs Debian packages if missing"
 	@echo "make test         unit + integration tests (integration needs root)"
 	@echo "make demo         netd's main job in a throwaway sandbox"
 	@echo "make bench        netd vs CNI bridge plugin and netavark, results in bench/results/"
+	@echo "make install      netd in $(NETD_HOME), netd/netctl in $(PREFIX)/bin, the unit in $(UNITDIR)"
 	@echo "make proto        regenerate netd/v1/*_pb2*.py from $(PROTO)"
 
 deb:
@@ -52,3 +58,15 @@ BENCH_DEB_PACKAGES := containernetworking-plugins netavark
 bench: dev
 	@$(MAKE) --no-print-directory deb DEB_PACKAGES="$(BENCH_DEB_PACKAGES)"
 	$(PY) -m bench.run
+
+install:
+	@$(MAKE) --no-print-directory deb DEB_PACKAGES="iproute2 nftables iptables"
+	python3 -m venv $(NETD_HOME)
+	$(NETD_HOME)/bin/python -m pip install -q .
+	install -d $(PREFIX)/bin $(UNITDIR)
+	ln -sf $(NETD_HOME)/bin/netd $(PREFIX)/bin/netd
+	ln -sf $(NETD_HOME)/bin/netctl $(PREFIX)/bin/netctl
+	sed 's#^ExecStart=/usr/local/bin/netd#ExecStart=$(PREFIX)/bin/netd#' systemd/netd.service > $(UNITDIR)/netd.service
+	chmod 0644 $(UNITDIR)/netd.service
+	@if [ "$(UNITDIR)" = /etc/systemd/system ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "installed; start it with: systemctl enable --now netd"

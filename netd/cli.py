@@ -1,7 +1,7 @@
 """netctl: a small gRPC client for operators. It only talks to netd.
 
-Exit codes: 0 success, 1 netd refused or failed the call, 2 bad usage,
-3 netd is not reachable (or, for `status`, not SERVING).
+Exit codes: 0 success, 1 netd refused or failed the call (or `check` found
+drift), 2 bad usage, 3 netd is not reachable (or, for `status`, not SERVING).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 import grpc
 from google.protobuf import json_format
@@ -39,12 +40,16 @@ def parser() -> argparse.ArgumentParser:
     attach.add_argument("--ifname", default="", help="interface name in the container (default eth0)")
     detach = sub.add_parser("detach", parents=[output], help="detach a container")
     detach.add_argument("container_id")
-    sub.add_parser("ls", parents=[output], help="list endpoints")
+    ls = sub.add_parser("ls", parents=[output], help="list endpoints")
+    ls.add_argument("--watch", type=float, nargs="?", const=2.0, default=0, metavar="SECONDS",
+                    help="redraw every SECONDS (default 2) until interrupted")
     inspect = sub.add_parser("inspect", parents=[output], help="one endpoint and what the kernel shows now")
     inspect.add_argument("container_id")
     check = sub.add_parser("check", parents=[output], help="does the kernel still match the record? (exit 1 if not)")
     check.add_argument("container_id")
     sub.add_parser("status", parents=[output], help="is netd serving?")
+    completion = sub.add_parser("completion", help="print a shell completion script")
+    completion.add_argument("shell", choices=["bash"])
     return p
 
 
@@ -109,8 +114,15 @@ def run(args: argparse.Namespace, channel: grpc.Channel) -> int:
         reply = stub.DetachContainer(pb.DetachContainerRequest(container_id=args.container_id), timeout=TIMEOUT)
         emit(args, to_dict(reply), f"{args.container_id}: {'detached' if reply.detached else 'was not attached'}")
     elif args.command == "ls":
-        endpoints = [to_dict(e) for e in stub.ListEndpoints(pb.ListEndpointsRequest(), timeout=TIMEOUT).endpoints]
-        emit(args, endpoints, table(endpoints))
+        while True:
+            endpoints = [to_dict(e) for e in stub.ListEndpoints(pb.ListEndpointsRequest(), timeout=TIMEOUT).endpoints]
+            if args.watch and args.output == "table" and sys.stdout.isatty():
+                print("\033[H\033[2J", end="")
+            emit(args, endpoints, table(endpoints))
+            if not args.watch:
+                break
+            sys.stdout.flush()
+            time.sleep(args.watch)
     elif args.command == "inspect":
         data = to_dict(stub.InspectEndpoint(pb.InspectEndpointRequest(container_id=args.container_id), timeout=TIMEOUT))
         emit(args, data, describe(data))
@@ -123,11 +135,41 @@ def run(args: argparse.Namespace, channel: grpc.Channel) -> int:
     return 0
 
 
+def bash_completion(p: argparse.ArgumentParser) -> str:
+    """A bash completion script built from the parser: commands, then their flags."""
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+    cases = "\n".join(
+        f"        {name}) opts=\"{' '.join(o for a in cmd._actions for o in a.option_strings)}\" ;;"  # noqa: SLF001
+        for name, cmd in sub.choices.items()
+    )
+    return f"""_netctl() {{
+    local cur=${{COMP_WORDS[COMP_CWORD]}} cmd="" opts="" w
+    for w in "${{COMP_WORDS[@]:1:COMP_CWORD-1}}"; do
+        case "$w" in {'|'.join(sub.choices)}) cmd=$w; break ;; esac
+    done
+    if [ -z "$cmd" ]; then
+        COMPREPLY=($(compgen -W "{' '.join(sub.choices)} --socket" -- "$cur")); return
+    fi
+    case "$cmd" in
+{cases}
+    esac
+    COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+}}
+complete -F _netctl netctl
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.command == "completion":
+        print(bash_completion(p), end="")
+        return 0
     try:
         with grpc.insecure_channel(f"unix:{args.socket}") as channel:
             return run(args, channel)
+    except KeyboardInterrupt:  # ends `ls --watch`
+        return 0
     except grpc.RpcError as e:
         code = e.code()
         if code == grpc.StatusCode.UNAVAILABLE:

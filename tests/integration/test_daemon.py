@@ -2,10 +2,12 @@
 
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -187,3 +189,13 @@ def test_netctl_check_finds_drift(netd):
     assert result.returncode == 1 and "no default route via 10.89.0.1" in result.stdout
     missing = netd.netctl("check", "nope", check=False)
     assert missing.returncode == 1 and missing.stderr.startswith("netctl: NOT_FOUND: container nope")
+
+
+def test_netctl_ls_watch_redraws_until_interrupted(netd):
+    proc = subprocess.Popen([sys.executable, "-m", "netd.cli", "--socket", str(netd.socket), "ls", "--watch", "0.2"],
+                            stdout=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and out.count("CONTAINER_ID") >= 2
+
