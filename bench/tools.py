@@ -38,7 +38,8 @@ class NetdTool:
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
-        sandbox.start_netd("--firewall", "nftables")
+        # the production default check interval (the test sandbox uses a faster one)
+        sandbox.start_netd("--firewall", "nftables", "--firewall-check-interval", "2")
         self.channel = grpc.insecure_channel(f"unix:{sandbox.socket}")
         self.stub = pb_grpc.NetdStub(self.channel)
         self.stub.ListEndpoints(pb.ListEndpointsRequest())  # connect outside the timings

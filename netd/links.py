@@ -32,6 +32,10 @@ def _rtnl() -> Rtnl:
     return sock
 
 
+def _has_address(rtnl: Rtnl, index: int, address: IPv4Interface) -> bool:
+    return any(a.index == index and a.address == address for a in rtnl.addresses())
+
+
 def ensure_bridge(net: NetworkConfig) -> int:
     """Create or adopt the bridge: gateway address, MTU, pinned MAC, up."""
     rtnl = _rtnl()
@@ -48,11 +52,11 @@ def ensure_bridge(net: NetworkConfig) -> int:
                     raise
             link = rtnl.link(net.bridge)
         if link is None or link.kind != "bridge":
-            kind = link.kind if link else "unknown"
-            raise FailedPrecondition(f"bridge {net.bridge}: an interface of kind {kind or 'unknown'} already has that name")
+            kind = (link.kind if link else "") or "unknown"
+            raise FailedPrecondition(f"bridge {net.bridge}: an interface of kind {kind} already has that name")
         rtnl.set_link(link.index, mac, net.mtu)
         gateway = net.interface_for(net.gateway)
-        if not any(a.index == link.index and a.address == gateway for a in rtnl.addresses()):
+        if not _has_address(rtnl, link.index, gateway):
             rtnl.add_address(link.index, gateway)
         return link.index
     except NetlinkError as e:
@@ -63,9 +67,8 @@ def bridge_intact(net: NetworkConfig, index: int) -> bool:
     """Is the bridge still there under the same index, up, with the gateway address?"""
     rtnl = _rtnl()
     link = rtnl.link(net.bridge)
-    gateway = net.interface_for(net.gateway)
     return (link is not None and link.index == index and bool(link.flags & IFF_UP)
-            and any(a.index == index and a.address == gateway for a in rtnl.addresses()))
+            and _has_address(rtnl, index, net.interface_for(net.gateway)))
 
 
 def enslave(name: str, bridge_index: int) -> None:

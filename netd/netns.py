@@ -114,11 +114,6 @@ def open_netns(pid: int = 0, path: str = "") -> Netns:
     return Netns(fd, nsid)
 
 
-def is_alive(nsid: NetnsId, pid: int, path: str) -> bool:
-    """Does the namespace recorded for an endpoint still exist at its pid or path?"""
-    return _id_of_path(f"/proc/{pid}/ns/net" if pid else path) == nsid
-
-
 def _setns(fd: int) -> None:
     if _libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()

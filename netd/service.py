@@ -264,7 +264,7 @@ class Service:
                 # we cannot reach through the recorded pid: leave it be.
                 log.warning("reconcile_skipped", container_id=endpoint.container_id, reason=str(e))
                 return 0
-            return self._release(endpoint, "released: container gone")
+            return self._release(endpoint, f"released: {e}")
         log.info("reconciled", action="replugged", container_id=endpoint.container_id, address=str(endpoint.address))
         return 1
 

@@ -31,9 +31,6 @@ class FakeNamespaces:
             raise ContainerNotFound(f"pid {pid}: no such process")
         return FakeNetns(fd=pid or 1000, id=NetnsId(4, pid or 1000))
 
-    def is_alive(self, nsid, pid, path):
-        return pid in self.alive
-
 
 @dataclass
 class FakeLinks:
