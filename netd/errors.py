@@ -16,6 +16,7 @@ the meaning:
     │   ├── PoolExhausted      RESOURCE_EXHAUSTED no free address left
     │   └── BridgeFull         RESOURCE_EXHAUSTED bridge port limit reached
     ├── FailedPrecondition     FAILED_PRECONDITION e.g. the netns is netd's own
+    ├── Unavailable            UNAVAILABLE        netd is starting (reconciling)
     └── InternalError          INTERNAL           the system failed, not the input
         ├── KernelError        netlink / netns operation failed
         ├── FirewallError      firewall batch failed
@@ -73,6 +74,10 @@ class BridgeFull(ResourceExhausted):
 
 class FailedPrecondition(NetdError):
     status = "FAILED_PRECONDITION"
+
+
+class Unavailable(NetdError):
+    status = "UNAVAILABLE"
 
 
 class InternalError(NetdError):

@@ -16,7 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from netd import __version__, metrics, validate
-from netd.errors import InternalError, NetdError
+from netd.errors import InternalError, NetdError, Unavailable
 from netd.model import Endpoint
 from netd.rtnl import IFF_LOWER_UP, IFF_UP
 from netd.service import Service
@@ -49,8 +49,7 @@ def at_the_edge(method: Callable) -> Callable:
         started, code = time.perf_counter(), "OK"
         try:
             if not self.ready.is_set() and method.__name__ != "GetStatus":
-                code = "UNAVAILABLE"
-                context.abort(grpc.StatusCode.UNAVAILABLE, "netd is starting: reconciling its state with the kernel")
+                raise Unavailable("netd is starting: reconciling its state with the kernel")
             return method(self, request, context)
         except NetdError as e:
             code = e.status

@@ -28,6 +28,7 @@ class FakeContext:
     (errors.PoolExhausted("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.BridgeFull("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.FailedPrecondition("x"), grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.Unavailable("x"), grpc.StatusCode.UNAVAILABLE),
     (errors.KernelError("x"), grpc.StatusCode.INTERNAL),
     (errors.FirewallError("x"), grpc.StatusCode.INTERNAL),
     (errors.StoreError("x"), grpc.StatusCode.INTERNAL),
@@ -36,10 +37,11 @@ def test_status_codes(error, code):
     assert status_code(error) == code
 
 
-def call(exc):
+def call(exc, is_ready=True):
     class Servicer:
         ready = threading.Event()
-        ready.set()
+        if is_ready:
+            ready.set()
 
         @at_the_edge
         def Method(self, request, context):
@@ -60,3 +62,8 @@ def test_unexpected_error_is_internal_without_traceback():
     ctx = call(ZeroDivisionError("secret detail"))
     assert ctx.code == grpc.StatusCode.INTERNAL
     assert "Traceback" not in ctx.details and "secret" not in ctx.details
+
+
+def test_calls_before_reconcile_is_done_are_unavailable_not_internal():
+    ctx = call(ZeroDivisionError("never reached"), is_ready=False)
+    assert ctx.code == grpc.StatusCode.UNAVAILABLE and "reconciling" in ctx.details
