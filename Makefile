@@ -11,13 +11,14 @@ PROTO := proto/netd/v1/netd.proto
 NETD_HOME ?= /opt/netd
 PREFIX ?= /usr/local
 UNITDIR ?= /etc/systemd/system
+CNI_BIN_DIR ?= /opt/cni/bin
 
 help:
 	@echo "make dev          venv with netd (editable) and test tools; installs Debian packages if missing"
 	@echo "make test         unit + integration tests (integration needs root)"
 	@echo "make demo         netd's main job in a throwaway sandbox"
 	@echo "make bench        netd vs CNI bridge plugin and netavark, results in bench/results/"
-	@echo "make install      netd in $(NETD_HOME), netd/netctl in $(PREFIX)/bin, the unit in $(UNITDIR)"
+	@echo "make install      netd in $(NETD_HOME), netd/netctl in $(PREFIX)/bin, netd-cni in $(CNI_BIN_DIR), the unit in $(UNITDIR)"
 	@echo "make proto        regenerate netd/v1/*_pb2*.py from $(PROTO)"
 
 deb:
@@ -63,9 +64,10 @@ install:
 	@$(MAKE) --no-print-directory deb DEB_PACKAGES="iproute2 nftables iptables"
 	python3 -m venv $(NETD_HOME)
 	$(NETD_HOME)/bin/python -m pip install -q .
-	install -d $(PREFIX)/bin $(UNITDIR)
+	install -d $(PREFIX)/bin $(UNITDIR) $(CNI_BIN_DIR)
 	ln -sf $(NETD_HOME)/bin/netd $(PREFIX)/bin/netd
 	ln -sf $(NETD_HOME)/bin/netctl $(PREFIX)/bin/netctl
+	ln -sf $(NETD_HOME)/bin/netd-cni $(CNI_BIN_DIR)/netd-cni
 	sed 's#^ExecStart=/usr/local/bin/netd#ExecStart=$(PREFIX)/bin/netd#' systemd/netd.service > $(UNITDIR)/netd.service
 	chmod 0644 $(UNITDIR)/netd.service
 	@if [ "$(UNITDIR)" = /etc/systemd/system ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi

@@ -1,0 +1,132 @@
+"""netd-cni: a CNI plugin (spec 1.0/1.1) that forwards to netd over gRPC.
+
+Containerd, Podman and anything else that speaks CNI exec this with the
+CNI_* environment and the network config on stdin; it answers with the spec's
+result or error JSON on stdout. The config names netd's socket:
+
+    {"cniVersion": "1.0.0", "name": "netd", "type": "netd-cni", "socket": "/run/netd/netd.sock"}
+
+A static address can come in CNI_ARGS as IP=10.89.0.9.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from netd.config import DEFAULT_SOCKET
+from netd.v1 import netd_pb2 as pb
+from netd.v1 import netd_pb2_grpc as pb_grpc
+
+SUPPORTED = ["0.4.0", "1.0.0", "1.1.0"]
+TIMEOUT = 60.0
+# CNI error codes (spec section "Error"); 100 and up are this plugin's own.
+INCOMPATIBLE_VERSION, UNKNOWN_CONTAINER, INVALID_ENV, DECODE_FAILED, INVALID_CONFIG = 1, 3, 4, 6, 7
+TRY_AGAIN_LATER, PLUGIN_NOT_AVAILABLE, NETD_REFUSED, CHECK_FAILED = 11, 50, 100, 101
+CODES = {
+    grpc.StatusCode.INVALID_ARGUMENT: INVALID_ENV,
+    grpc.StatusCode.NOT_FOUND: UNKNOWN_CONTAINER,
+    grpc.StatusCode.UNAVAILABLE: TRY_AGAIN_LATER,
+}
+
+
+class CniError(Exception):
+    def __init__(self, code: int, msg: str, details: str = "") -> None:
+        super().__init__(msg)
+        self.code, self.msg, self.details = code, msg, details
+
+
+def cni_args(text: str) -> dict[str, str]:
+    """CNI_ARGS: 'K1=V1;K2=V2'."""
+    return dict(pair.split("=", 1) for pair in text.split(";") if "=" in pair)
+
+
+def require(name: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        raise CniError(INVALID_ENV, f"{name} is required")
+    return value
+
+
+def add_result(version: str, endpoint: pb.Endpoint, netns: str) -> dict:
+    ip = {"address": endpoint.ip_address, "gateway": endpoint.gateway, "interface": 1}
+    if version == "0.4.0":
+        ip["version"] = "4"
+    return {
+        "cniVersion": version,
+        "interfaces": [{"name": endpoint.host_ifname},
+                       {"name": endpoint.ifname, "mac": endpoint.mac_address, "sandbox": netns}],
+        "ips": [ip],
+        "routes": [{"dst": "0.0.0.0/0", "gw": endpoint.gateway}],
+        "dns": {},
+    }
+
+
+def run(command: str, conf: dict, channel: grpc.Channel) -> dict | None:
+    stub = pb_grpc.NetdStub(channel)
+    version = conf["cniVersion"]
+    if command == "ADD":
+        netns, ifname = require("CNI_NETNS"), require("CNI_IFNAME")
+        reply = stub.AttachContainer(pb.AttachContainerRequest(
+            container_id=require("CNI_CONTAINERID"), netns_path=netns, ifname=ifname,
+            ip_address=cni_args(os.environ.get("CNI_ARGS", "")).get("IP", "")), timeout=TIMEOUT)
+        return add_result(version, reply.endpoint, netns)
+    if command == "DEL":  # idempotent, and needs no netns (the container may be long gone)
+        stub.DetachContainer(pb.DetachContainerRequest(container_id=require("CNI_CONTAINERID")), timeout=TIMEOUT)
+        return None
+    if command == "CHECK":
+        reply = stub.CheckEndpoint(pb.CheckEndpointRequest(container_id=require("CNI_CONTAINERID")), timeout=TIMEOUT)
+        if not reply.ok:
+            raise CniError(CHECK_FAILED, "the kernel no longer matches netd's record", "; ".join(reply.problems))
+        return None
+    if command == "STATUS":
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT)
+        status = stub.GetStatus(pb.GetStatusRequest(), timeout=TIMEOUT)
+        if health.status != health_pb2.HealthCheckResponse.SERVING:
+            raise CniError(PLUGIN_NOT_AVAILABLE, "netd is not serving")
+        if not all(n.addresses_free for n in status.networks):
+            raise CniError(PLUGIN_NOT_AVAILABLE, "netd's address pool is exhausted")
+        return None
+    raise CniError(INVALID_ENV, f"CNI_COMMAND {command!r} is not supported (ADD, DEL, CHECK, STATUS, VERSION)")
+
+
+def main() -> int:
+    command = os.environ.get("CNI_COMMAND", "")
+    version = "1.1.0"
+    try:
+        try:
+            raw = sys.stdin.read()
+            conf = json.loads(raw) if raw.strip() else {}
+        except ValueError as e:
+            raise CniError(DECODE_FAILED, "failed to decode the network config", str(e)) from None
+        version = conf.get("cniVersion", version)
+        if command == "VERSION":
+            print(json.dumps({"cniVersion": version, "supportedVersions": SUPPORTED}))
+            return 0
+        if version not in SUPPORTED:
+            raise CniError(INCOMPATIBLE_VERSION, f"cniVersion {version} is not supported", ", ".join(SUPPORTED))
+        if not isinstance(conf.get("socket", ""), str):
+            raise CniError(INVALID_CONFIG, "socket must be a path")
+        conf["cniVersion"] = version
+        socket_path = conf.get("socket") or os.environ.get("NETD_SOCKET", DEFAULT_SOCKET)
+        with grpc.insecure_channel(f"unix:{socket_path}") as channel:
+            try:
+                result = run(command, conf, channel)
+            except grpc.RpcError as e:
+                unreachable = command == "STATUS" and e.code() == grpc.StatusCode.UNAVAILABLE
+                code = PLUGIN_NOT_AVAILABLE if unreachable else CODES.get(e.code(), NETD_REFUSED)
+                raise CniError(code, e.details() or e.code().name, f"netd at {socket_path}: {e.code().name}") from None
+    except CniError as e:
+        print(json.dumps({"cniVersion": version, "code": e.code, "msg": e.msg, "details": e.details}))
+        return 1
+    if result is not None:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

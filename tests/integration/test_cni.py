@@ -1,0 +1,70 @@
+"""netd-cni driven the way libcni drives a plugin: CNI_* environment, config on stdin."""
+
+import json
+import subprocess
+import sys
+
+from tests.sandbox import sh
+
+CNI = [sys.executable, "-m", "netd.cni"]
+
+
+def cni(sandbox, command, container_id="", netns="", ifname="eth0", args="IgnoreUnknown=1", version="1.0.0",
+        socket=None, extra=None):
+    conf = {"cniVersion": version, "name": "netd", "type": "netd-cni", "socket": str(socket or sandbox.socket)}
+    conf.update(extra or {})
+    env = {"CNI_COMMAND": command, "CNI_CONTAINERID": container_id, "CNI_NETNS": netns, "CNI_IFNAME": ifname,
+           "CNI_ARGS": args, "CNI_PATH": "/opt/cni/bin", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    result = subprocess.run(CNI, input=json.dumps(conf), env=env, capture_output=True, text=True, timeout=60)
+    out = json.loads(result.stdout) if result.stdout.strip() else None
+    return result.returncode, out
+
+
+def test_add_check_del_by_netns_path(netd):
+    path = netd.named_netns_add("pod1")
+    name = path.rsplit("/", 1)[1]
+    code, result = cni(netd, "ADD", "abc123", path, args="IgnoreUnknown=1;K8S_POD_NAME=web;IP=10.89.0.77")
+    assert code == 0, result
+    assert result["cniVersion"] == "1.0.0"
+    assert result["ips"] == [{"address": "10.89.0.77/16", "gateway": "10.89.0.1", "interface": 1}]
+    assert result["interfaces"][1] == {"name": "eth0", "mac": "02:42:0a:59:00:4d", "sandbox": path}
+    assert result["routes"] == [{"dst": "0.0.0.0/0", "gw": "10.89.0.1"}]
+    assert "10.89.0.77/16" in sh("ip", "-n", name, "-br", "addr", "show", "eth0").stdout
+
+    assert cni(netd, "CHECK", "abc123", path) == (0, None)
+    sh("ip", "-n", name, "route", "del", "default")
+    code, error = cni(netd, "CHECK", "abc123", path)
+    assert code == 1 and error["code"] == 101 and "default route" in error["details"]
+
+    assert cni(netd, "DEL", "abc123", path) == (0, None)
+    assert cni(netd, "DEL", "abc123", path) == (0, None)  # idempotent
+    assert cni(netd, "DEL", "abc123", "") == (0, None)  # the netns may be gone already
+    assert "eth0" not in sh("ip", "-n", name, "-br", "link").stdout
+
+
+def test_version_status_and_errors(netd):
+    code, version = cni(netd, "VERSION")
+    assert code == 0 and "1.1.0" in version["supportedVersions"]
+    assert cni(netd, "STATUS", version="1.1.0") == (0, None)
+    code, error = cni(netd, "ADD", "", "/run/netns/none")
+    assert code == 1 and error["code"] == 4 and "CNI_CONTAINERID" in error["msg"]
+    code, error = cni(netd, "ADD", "abc", "/run/netns/ntdt-missing")
+    assert code == 1 and error["code"] == 3 and "netns_path" in error["msg"]
+    code, error = cni(netd, "ADD", "abc", "/run/netns/x", version="0.1.0")
+    assert code == 1 and error["code"] == 1
+    code, error = cni(netd, "CHECK", "unknown", "/run/netns/x")
+    assert code == 1 and error["code"] == 3
+
+
+def test_0_4_0_results_carry_the_ip_version(netd):
+    path = netd.named_netns_add("old")
+    code, result = cni(netd, "ADD", "old1", path, version="0.4.0")
+    assert code == 0 and result["ips"][0]["version"] == "4"
+
+
+def test_netd_down_means_try_again_later(netd):
+    netd.stop_netd()
+    code, error = cni(netd, "ADD", "abc", "/run/netns/x")
+    assert code == 1 and error["code"] == 11
+    code, error = cni(netd, "STATUS", version="1.1.0")
+    assert code == 1 and error["code"] == 50
