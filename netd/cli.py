@@ -48,6 +48,9 @@ def parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", parents=[output], help="does the kernel still match the record? (exit 1 if not)")
     check.add_argument("container_id")
     sub.add_parser("status", parents=[output], help="is netd serving?")
+    hook = sub.add_parser("oci-hook", help="OCI runtime hook: reads the container state JSON on stdin")
+    hook.add_argument("action", choices=["attach", "detach"],
+                      help="attach (createRuntime or prestart hook) or detach (poststop hook)")
     completion = sub.add_parser("completion", help="print a shell completion script")
     completion.add_argument("shell", choices=["bash"])
     return p
@@ -85,6 +88,22 @@ def describe(data: dict) -> str:
     lines.append(f"container_addresses: {', '.join(data['container_addresses']) or 'none'}")
     lines.append(f"container_routes: {', '.join(data['container_routes']) or 'none'}")
     return "\n".join(lines)
+
+
+def oci_hook(action: str, stub: pb_grpc.NetdStub) -> None:
+    """runc/crun hand hooks the container state: id, pid, bundle, annotations.
+    Annotations netd.ifname and netd.ip choose the interface name and a static address."""
+    try:
+        state = json.load(sys.stdin)
+        container_id, annotations = state["id"], state.get("annotations") or {}
+    except (ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"netctl oci-hook: stdin is not an OCI state with an id: {e}") from None
+    if action == "attach":
+        stub.AttachContainer(pb.AttachContainerRequest(
+            container_id=container_id, pid=int(state.get("pid") or 0),
+            ifname=annotations.get("netd.ifname", ""), ip_address=annotations.get("netd.ip", "")), timeout=TIMEOUT)
+    else:
+        stub.DetachContainer(pb.DetachContainerRequest(container_id=container_id), timeout=TIMEOUT)
 
 
 def status(args: argparse.Namespace, channel: grpc.Channel, stub: pb_grpc.NetdStub) -> int:
@@ -132,6 +151,8 @@ def run(args: argparse.Namespace, channel: grpc.Channel) -> int:
         return 0 if reply.ok else 1
     elif args.command == "status":
         return status(args, channel, stub)
+    elif args.command == "oci-hook":
+        oci_hook(args.action, stub)
     return 0
 
 
