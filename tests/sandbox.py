@@ -216,6 +216,18 @@ def serve_in(sandbox: Sandbox, container: Container) -> None:
     wait_for(lambda: f":{SERVER_PORT}" in container.run("ss", "-ltn").stdout, "container TCP server listening")
 
 
+def serve_http(sandbox: Sandbox, port: int = 8081) -> str:
+    """An HTTP server in the outside netns; returns the URL of its one page."""
+    www = sandbox.workdir / "www"
+    www.mkdir(exist_ok=True)
+    (www / "index.html").write_text("hello from outside\n")
+    sandbox.procs.append(subprocess.Popen(
+        ["ip", "netns", "exec", sandbox.outside, sys.executable, "-m", "http.server", str(port),
+         "--bind", OUTSIDE_ADDR, "--directory", str(www)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    wait_for(lambda: f":{port}" in sh("ip", "netns", "exec", sandbox.outside, "ss", "-ltn").stdout, "HTTP server")
+    return f"http://{OUTSIDE_ADDR}:{port}/index.html"
+
+
 def tcp_peer_seen(container: Container, address: str) -> str:
     """Connect from the container to an echo-peer server; the source address it saw."""
     return container.run(sys.executable, "-c", TCP_CLIENT, address, str(SERVER_PORT)).stdout.strip()

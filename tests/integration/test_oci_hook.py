@@ -7,11 +7,10 @@ import sys
 
 import pytest
 
-from tests.sandbox import OUTSIDE_ADDR, sh
+from tests.sandbox import serve_http, sh
 
 pytestmark = pytest.mark.skipif(not (shutil.which("runc") and shutil.which("busybox")),
                                 reason="needs Debian's runc and busybox-static (make dev installs them)")
-HTTP_PORT = 8081
 
 
 def bundle(sandbox, name, annotations):
@@ -45,12 +44,7 @@ def runc_run(runc, root, name):
 
 
 def test_runc_containers_get_network_from_hooks(netd, client):
-    www = netd.workdir / "www"
-    www.mkdir()
-    (www / "index.html").write_text("hello from outside\n")
-    netd.procs.append(subprocess.Popen(
-        ["ip", "netns", "exec", netd.outside, sys.executable, "-m", "http.server", str(HTTP_PORT),
-         "--bind", OUTSIDE_ADDR, "--directory", str(www)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    url = serve_http(netd)
     state = str(netd.workdir / "runc")
     runc = ["runc", "--root", state]
     started = []
@@ -61,8 +55,7 @@ def test_runc_containers_get_network_from_hooks(netd, client):
             started.append(name)
         endpoints = {e.container_id: e for e in client.list()}
         assert endpoints["web"].ip_address == "10.89.0.50/16"
-        page = sh(*runc, "exec", "web", "timeout", "10", "wget", "-q", "-O", "-",
-                  f"http://{OUTSIDE_ADDR}:{HTTP_PORT}/index.html").stdout
+        page = sh(*runc, "exec", "web", "timeout", "10", "wget", "-q", "-O", "-", url).stdout
         assert page == "hello from outside\n"
         db_ip = endpoints["db"].ip_address.split("/")[0]
         assert sh(*runc, "exec", "web", "ping", "-c1", "-W2", db_ip).returncode == 0
