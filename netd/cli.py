@@ -100,7 +100,7 @@ def oci_hook(action: str, stub: pb_grpc.NetdStub) -> None:
         raise SystemExit(f"netctl oci-hook: stdin is not an OCI state with an id: {e}") from None
     if action == "attach":
         stub.AttachContainer(pb.AttachContainerRequest(
-            container_id=container_id, pid=int(state.get("pid") or 0),
+            container_id=container_id, pid=int(state.get("pid") or 0), owner="oci-hook",
             ifname=annotations.get("netd.ifname", ""), ip_address=annotations.get("netd.ip", "")), timeout=TIMEOUT)
     else:
         stub.DetachContainer(pb.DetachContainerRequest(container_id=container_id), timeout=TIMEOUT)
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace, channel: grpc.Channel) -> int:
     if args.command == "attach":
         reply = stub.AttachContainer(pb.AttachContainerRequest(
             container_id=args.container_id, pid=args.pid, netns_path=args.netns,
-            ifname=args.ifname, ip_address=args.ip), timeout=TIMEOUT)
+            ifname=args.ifname, ip_address=args.ip, owner="netctl"), timeout=TIMEOUT)
         endpoint = to_dict(reply.endpoint)
         emit(args, endpoint, table([endpoint]))
     elif args.command == "detach":

@@ -66,13 +66,18 @@ def add_result(version: str, endpoint: pb.Endpoint, netns: str) -> dict:
     }
 
 
+def owner_of(conf: dict) -> str:
+    """Endpoints this CNI network made are tagged so GC never touches others'."""
+    return f"cni:{conf.get('name', '')}"[:64]
+
+
 def run(command: str, conf: dict, channel: grpc.Channel) -> dict | None:
     stub = pb_grpc.NetdStub(channel)
     version = conf["cniVersion"]
     if command == "ADD":
         netns, ifname = require("CNI_NETNS"), require("CNI_IFNAME")
         reply = stub.AttachContainer(pb.AttachContainerRequest(
-            container_id=require("CNI_CONTAINERID"), netns_path=netns, ifname=ifname,
+            container_id=require("CNI_CONTAINERID"), netns_path=netns, ifname=ifname, owner=owner_of(conf),
             ip_address=cni_args(os.environ.get("CNI_ARGS", "")).get("IP", "")), timeout=TIMEOUT)
         return add_result(version, reply.endpoint, netns)
     if command == "DEL":  # idempotent, and needs no netns (the container may be long gone)
@@ -83,6 +88,13 @@ def run(command: str, conf: dict, channel: grpc.Channel) -> dict | None:
         if not reply.ok:
             raise CniError(CHECK_FAILED, "the kernel no longer matches netd's record", "; ".join(reply.problems))
         return None
+    if command == "GC":
+        valid = {a.get("containerID") for a in conf.get("cni.dev/valid-attachments") or []}
+        listed = stub.ListEndpoints(pb.ListEndpointsRequest(), timeout=TIMEOUT).endpoints
+        for endpoint in listed:
+            if endpoint.owner == owner_of(conf) and endpoint.container_id not in valid:
+                stub.DetachContainer(pb.DetachContainerRequest(container_id=endpoint.container_id), timeout=TIMEOUT)
+        return None
     if command == "STATUS":
         health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT)
         status = stub.GetStatus(pb.GetStatusRequest(), timeout=TIMEOUT)
@@ -91,7 +103,7 @@ def run(command: str, conf: dict, channel: grpc.Channel) -> dict | None:
         if not all(n.addresses_free for n in status.networks):
             raise CniError(PLUGIN_NOT_AVAILABLE, "netd's address pool is exhausted")
         return None
-    raise CniError(INVALID_ENV, f"CNI_COMMAND {command!r} is not supported (ADD, DEL, CHECK, STATUS, VERSION)")
+    raise CniError(INVALID_ENV, f"CNI_COMMAND {command!r} is not supported (ADD, DEL, CHECK, GC, STATUS, VERSION)")
 
 
 def main() -> int:

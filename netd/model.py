@@ -32,6 +32,7 @@ class AttachRequest:
     netns_path: str = ""
     ifname: str = "eth0"
     ip_address: IPv4Address | None = None
+    owner: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Endpoint:
     netns_id: NetnsId
     created_at: str
     host_ifindex: int = 0
+    owner: str = ""
     # False from the moment the address is reserved until the kernel side is
     # complete: reconcile rolls back endpoints that never became ready.
     ready: bool = False

@@ -36,7 +36,7 @@ def endpoint_to_proto(e: Endpoint) -> pb.Endpoint:
     return pb.Endpoint(
         container_id=e.container_id, network=e.network, ifname=e.ifname,
         host_ifname=e.host_ifname, ip_address=str(e.address), gateway=str(e.gateway),
-        mac_address=e.mac_address, pid=e.pid, netns_path=e.netns_path, created_at=e.created_at,
+        mac_address=e.mac_address, pid=e.pid, netns_path=e.netns_path, created_at=e.created_at, owner=e.owner,
     )
 
 
@@ -98,7 +98,7 @@ class NetdServicer(pb_grpc.NetdServicer):
         req = validate.attach_request(
             self._service.net,
             container_id_=request.container_id, pid_=request.pid, netns_path_=request.netns_path,
-            ifname_=request.ifname, ip_address=request.ip_address,
+            ifname_=request.ifname, ip_address=request.ip_address, owner_=request.owner,
         )
         endpoint = self._service.attach(req, caller=self._caller(context))
         return pb.AttachContainerResponse(endpoint=endpoint_to_proto(endpoint))

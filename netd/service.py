@@ -138,6 +138,7 @@ class Service:
                 netns_path=req.netns_path,
                 netns_id=nsid,
                 created_at=_now(),
+                owner=req.owner,
             )
             self.store.add(endpoint)
         return endpoint

@@ -56,6 +56,12 @@ def netns_path(value: str) -> str:
     return value
 
 
+def owner(value: str) -> str:
+    if len(value) > 64 or not all(32 <= ord(c) < 127 for c in value):
+        raise InvalidArgument("owner must be at most 64 printable ASCII characters")
+    return value
+
+
 def static_address(value: str, network: NetworkConfig) -> IPv4Address | None:
     if not value:
         return None
@@ -85,6 +91,7 @@ def attach_request(
     netns_path_: str,
     ifname_: str,
     ip_address: str,
+    owner_: str = "",
 ) -> AttachRequest:
     """Turn raw request fields into an AttachRequest or raise InvalidArgument."""
     cid = container_id(container_id_)
@@ -98,4 +105,5 @@ def attach_request(
         netns_path=netns_path_,
         ifname=ifname(ifname_),
         ip_address=static_address(ip_address, network),
+        owner=owner(owner_),
     )

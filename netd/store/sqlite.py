@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS endpoints (
     created_at   TEXT NOT NULL,
     host_ifindex INTEGER NOT NULL DEFAULT 0,
     ready        INTEGER NOT NULL DEFAULT 0,
+    owner        TEXT NOT NULL DEFAULT '',
     UNIQUE (network, ip)
 );
 CREATE TABLE IF NOT EXISTS allocator (
@@ -47,17 +48,17 @@ CREATE TABLE IF NOT EXISTS allocator (
 
 COLUMNS = (
     "container_id, network, ifname, host_ifname, address, gateway, mac_address, "
-    "pid, netns_path, netns_id, created_at, host_ifindex, ready"
+    "pid, netns_path, netns_id, created_at, host_ifindex, ready, owner"
 )
 
 
 def _row_to_endpoint(row: tuple) -> Endpoint:
-    (cid, network, ifname, host_ifname, address, gateway, mac, pid, path, nsid, created, ifindex, ready) = row
+    (cid, network, ifname, host_ifname, address, gateway, mac, pid, path, nsid, created, ifindex, ready, owner) = row
     return Endpoint(
         container_id=cid, network=network, ifname=ifname, host_ifname=host_ifname,
         address=IPv4Interface(address), gateway=IPv4Address(gateway), mac_address=mac, pid=pid,
         netns_path=path, netns_id=NetnsId.parse(nsid), created_at=created, host_ifindex=ifindex,
-        ready=bool(ready),
+        ready=bool(ready), owner=owner,
     )
 
 
@@ -72,6 +73,8 @@ class SqliteStore:
             # process); only a power loss can drop the last transactions.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            if "owner" not in {row[1] for row in self._db.execute("PRAGMA table_info(endpoints)")}:
+                self._db.execute("ALTER TABLE endpoints ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
             rows = self._db.execute(f"SELECT {COLUMNS} FROM endpoints").fetchall()
             last = self._db.execute("SELECT network, last_reserved FROM allocator").fetchall()
         except sqlite3.Error as e:
@@ -103,10 +106,10 @@ class SqliteStore:
             try:
                 self._write(
                     f"record endpoint {e.container_id}",
-                    (f"INSERT INTO endpoints ({COLUMNS}, ip) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (f"INSERT INTO endpoints ({COLUMNS}, ip) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                      (e.container_id, e.network, e.ifname, e.host_ifname, str(e.address), str(e.gateway),
                       e.mac_address, e.pid, e.netns_path, str(e.netns_id), e.created_at, e.host_ifindex,
-                      int(e.ready), str(e.address.ip))),
+                      int(e.ready), e.owner, str(e.address.ip))),
                     ("INSERT INTO allocator (network, last_reserved) VALUES (?, ?) "
                      "ON CONFLICT(network) DO UPDATE SET last_reserved = excluded.last_reserved",
                      (e.network, str(e.address.ip))),

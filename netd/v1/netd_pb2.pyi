@@ -7,18 +7,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AttachContainerRequest(_message.Message):
-    __slots__ = ("container_id", "pid", "netns_path", "ifname", "ip_address")
+    __slots__ = ("container_id", "pid", "netns_path", "ifname", "ip_address", "owner")
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     NETNS_PATH_FIELD_NUMBER: _ClassVar[int]
     IFNAME_FIELD_NUMBER: _ClassVar[int]
     IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     container_id: str
     pid: int
     netns_path: str
     ifname: str
     ip_address: str
-    def __init__(self, container_id: _Optional[str] = ..., pid: _Optional[int] = ..., netns_path: _Optional[str] = ..., ifname: _Optional[str] = ..., ip_address: _Optional[str] = ...) -> None: ...
+    owner: str
+    def __init__(self, container_id: _Optional[str] = ..., pid: _Optional[int] = ..., netns_path: _Optional[str] = ..., ifname: _Optional[str] = ..., ip_address: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class AttachContainerResponse(_message.Message):
     __slots__ = ("endpoint",)
@@ -49,7 +51,7 @@ class ListEndpointsResponse(_message.Message):
     def __init__(self, endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ...) -> None: ...
 
 class Endpoint(_message.Message):
-    __slots__ = ("container_id", "network", "ifname", "host_ifname", "ip_address", "gateway", "mac_address", "pid", "netns_path", "created_at")
+    __slots__ = ("container_id", "network", "ifname", "host_ifname", "ip_address", "gateway", "mac_address", "pid", "netns_path", "created_at", "owner")
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     IFNAME_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +62,7 @@ class Endpoint(_message.Message):
     PID_FIELD_NUMBER: _ClassVar[int]
     NETNS_PATH_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     container_id: str
     network: str
     ifname: str
@@ -70,7 +73,8 @@ class Endpoint(_message.Message):
     pid: int
     netns_path: str
     created_at: str
-    def __init__(self, container_id: _Optional[str] = ..., network: _Optional[str] = ..., ifname: _Optional[str] = ..., host_ifname: _Optional[str] = ..., ip_address: _Optional[str] = ..., gateway: _Optional[str] = ..., mac_address: _Optional[str] = ..., pid: _Optional[int] = ..., netns_path: _Optional[str] = ..., created_at: _Optional[str] = ...) -> None: ...
+    owner: str
+    def __init__(self, container_id: _Optional[str] = ..., network: _Optional[str] = ..., ifname: _Optional[str] = ..., host_ifname: _Optional[str] = ..., ip_address: _Optional[str] = ..., gateway: _Optional[str] = ..., mac_address: _Optional[str] = ..., pid: _Optional[int] = ..., netns_path: _Optional[str] = ..., created_at: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()

@@ -68,3 +68,15 @@ def test_netd_down_means_try_again_later(netd):
     assert code == 1 and error["code"] == 11
     code, error = cni(netd, "STATUS", version="1.1.0")
     assert code == 1 and error["code"] == 50
+
+
+def test_gc_releases_only_this_networks_stale_endpoints(netd, client):
+    paths = [netd.named_netns_add(f"gc{i}") for i in range(3)]
+    for i, path in enumerate(paths):
+        assert cni(netd, "ADD", f"pod{i}", path)[0] == 0
+    c = netd.container()
+    client.attach("not-cni", pid=c.pid)
+    valid = {"cni.dev/valid-attachments": [{"containerID": "pod1", "ifname": "eth0"}]}
+    assert cni(netd, "GC", version="1.1.0", extra=valid) == (0, None)
+    assert sorted(e.container_id for e in client.list()) == ["not-cni", "pod1"]
+    assert {e.owner for e in client.list()} == {"cni:netd", ""}

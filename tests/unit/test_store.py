@@ -88,3 +88,18 @@ def test_sqlite_state_survives_reopen(tmp_path):
     assert second.get("c1").host_ifindex == 9
     assert second.last_reserved("default") == IPv4Address("10.89.0.2")
     second.close()
+
+
+def test_sqlite_adds_the_owner_column_to_an_older_database(tmp_path):
+    import sqlite3
+
+    from netd.store.sqlite import SCHEMA
+
+    path = tmp_path / "netd.db"
+    old = sqlite3.connect(path)
+    old.executescript(SCHEMA.replace("    owner        TEXT NOT NULL DEFAULT '',\n", ""))
+    old.close()
+    store = SqliteStore(path)
+    store.add(replace(endpoint(), owner="cni:netd"))
+    assert store.get("c1").owner == "cni:netd"
+    store.close()
