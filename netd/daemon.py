@@ -122,6 +122,26 @@ def heal(service: Service, health: object) -> None:
     server.set_serving(health, True)
 
 
+def start_background_loops(service: Service, health: object, cfg: config.DaemonConfig, stop: threading.Event) -> None:
+    threading.Thread(target=lambda: metrics.count_repairs("reconcile", service.verify_containers()),
+                     name="verify-containers", daemon=True).start()
+    in_background("healer", lambda: heal(service, health), stop, cfg.firewall_check_interval)
+    in_background("link-watcher", lambda: watch.watch_deleted_veths(
+        lambda name, index: metrics.count_repairs("container_gone", service.forget_if_gone(name, index)),
+        lambda: metrics.count_repairs("container_gone", service.sweep()), stop), stop, 1.0)
+
+
+def keep_systemd_posted(service: Service, stop: threading.Event) -> None:
+    """Until stopped: STATUS lines, and watchdog pings while calls can get through allocation."""
+    watchdog = watchdog_interval()
+    while not stop.wait(watchdog or 10.0):
+        if service.responsive(timeout=5.0):
+            status = f"STATUS=serving {len(service.list())} endpoints"
+            sd_notify(f"WATCHDOG=1\n{status}" if watchdog else status)
+        else:
+            log.error("unresponsive", reason="allocation lock held for more than 5 s")
+
+
 def serve(cfg: config.DaemonConfig) -> int:
     started = time.monotonic()
     lock_fd = lock_state_dir(cfg.state_dir)
@@ -152,22 +172,10 @@ def serve(cfg: config.DaemonConfig) -> int:
     sd_notify(f"READY=1\nSTATUS=serving {count} endpoints")
 
     stop = threading.Event()
-    threading.Thread(target=lambda: metrics.count_repairs("reconcile", service.verify_containers()),
-                     name="verify-containers", daemon=True).start()
-    in_background("healer", lambda: heal(service, health), stop, cfg.firewall_check_interval)
-    in_background("link-watcher", lambda: watch.watch_deleted_veths(
-        lambda name, index: metrics.count_repairs("container_gone", service.forget_if_gone(name, index)),
-        lambda: metrics.count_repairs("container_gone", service.sweep()), stop), stop, 1.0)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    watchdog = watchdog_interval()
-    while not stop.wait(watchdog or 10.0):
-        # Pet the watchdog only while calls can still get through allocation.
-        if service.responsive(timeout=5.0):
-            status = f"STATUS=serving {len(service.list())} endpoints"
-            sd_notify(f"WATCHDOG=1\n{status}" if watchdog else status)
-        else:
-            log.error("unresponsive", reason="allocation lock held for more than 5 s")
+    start_background_loops(service, health, cfg, stop)
+    keep_systemd_posted(service, stop)
 
     # In-flight calls finish, new ones get UNAVAILABLE; endpoints stay up so
     # containers keep their network while netd restarts.
