@@ -191,6 +191,13 @@ class Sandbox:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def unmount_below(path: Path) -> None:
+    """Lazily unmount whatever a runtime left mounted under path (deepest first)."""
+    for line in reversed(Path("/proc/mounts").read_text().splitlines()):
+        if line.split()[1].startswith(str(path)):
+            subprocess.run(["umount", "-l", line.split()[1]], capture_output=True)
+
+
 def wait_for(predicate, what: str, timeout: float = 10, interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

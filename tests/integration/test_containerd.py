@@ -5,64 +5,22 @@ our own (an overlay on /etc, a tmpfs on /opt), so the machine's own CNI
 config is neither read nor changed.
 """
 
-import hashlib
-import io
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.sandbox import serve_http, wait_for
+from tests.images import IMAGE, busybox_oci_archive
+from tests.sandbox import serve_http, unmount_below, wait_for
 
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(b) for b in ("containerd", "ctr", "busybox")) or not os.path.exists("/usr/lib/cni/loopback"),
     reason="needs Debian's containerd, containernetworking-plugins and busybox-static (make dev installs them)")
-IMAGE = "netd.test/busybox:1"
-
-
-def busybox_oci_archive(path: Path) -> None:
-    """An OCI image layout with one layer: busybox and a few applets."""
-    layout = path.with_suffix(".d")
-    (layout / "blobs" / "sha256").mkdir(parents=True)
-
-    def blob(data: bytes) -> dict:
-        digest = hashlib.sha256(data).hexdigest()
-        (layout / "blobs" / "sha256" / digest).write_bytes(data)
-        return {"digest": f"sha256:{digest}", "size": len(data)}
-
-    layer = io.BytesIO()
-    with tarfile.open(fileobj=layer, mode="w") as tar:
-        bin_dir = tarfile.TarInfo("bin")
-        bin_dir.type, bin_dir.mode = tarfile.DIRTYPE, 0o755
-        tar.addfile(bin_dir)
-        tar.add(shutil.which("busybox"), arcname="bin/busybox")
-        for applet in ("sh", "wget", "ping", "ip", "timeout"):
-            link = tarfile.TarInfo(f"bin/{applet}")
-            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
-            tar.addfile(link)
-    layer_bytes = layer.getvalue()
-    config = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
-              "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer_bytes).hexdigest()]}}
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **blob(json.dumps(config).encode())},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **blob(layer_bytes)}]}
-    index = {"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", **blob(json.dumps(manifest).encode()),
-        "annotations": {"org.opencontainers.image.ref.name": IMAGE}}]}
-    (layout / "index.json").write_text(json.dumps(index))
-    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-    with tarfile.open(path, "w") as tar:
-        for entry in layout.iterdir():
-            tar.add(entry, arcname=entry.name)
-
-
 @pytest.fixture
 def containerd(netd):
     home = netd.workdir / "containerd"
@@ -94,9 +52,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             proc.kill()
         subprocess.run(["pkill", "-f", f"containerd-shim.*{sock}"], capture_output=True)
         time.sleep(0.2)
-        for line in reversed(Path("/proc/mounts").read_text().splitlines()):
-            if str(home) in line.split()[1]:
-                subprocess.run(["umount", "-l", line.split()[1]], capture_output=True)
+        unmount_below(home)
 
 
 def test_ctr_run_cni_gets_its_network_from_netd(netd, client, containerd):
@@ -116,7 +72,7 @@ def test_ctr_run_cni_gets_its_network_from_netd(netd, client, containerd):
     inside = f"ip addr show eth0; timeout 10 wget -q -O - {url}; ping -c1 -W2 {other_ip}"
     script = f"""set -e
 mount -t overlay overlay -o lowerdir=/etc,upperdir={cni}/up,workdir={cni}/work /etc
-mkdir -p /etc/cni/net.d && cp {cni}/10-netd.conflist /etc/cni/net.d/
+rm -rf /etc/cni && mkdir -p /etc/cni/net.d && cp {cni}/10-netd.conflist /etc/cni/net.d/
 mount -t tmpfs tmpfs /opt && mkdir -p /opt/cni/bin && cp {cni}/bin/* /opt/cni/bin/
 exec ctr -a {containerd} run --rm --cni {IMAGE} ctr1 sh -c '{inside}'
 """
