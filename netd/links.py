@@ -141,11 +141,6 @@ def container_view(ns_fd: int, ifname: str) -> ContainerView:
         )
 
 
-def container_side_intact(ns_fd: int, ifname: str, address: IPv4Interface, gateway: IPv4Address) -> bool:
-    """Is the container's interface up, with its address and the default route via the gateway?"""
-    return not container_view(ns_fd, ifname).problems(ifname, address, gateway)
-
-
 def host_link(name: str) -> Link | None:
     return _rtnl().link(name)
 

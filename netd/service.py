@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import ModuleType
@@ -181,12 +182,19 @@ class Service:
             raise EndpointNotFound(f"container {container_id} is not attached")
         view = None
         try:
-            with self.namespaces.open_netns(endpoint.pid, endpoint.netns_path) as ns:
-                if ns.id == endpoint.netns_id:
-                    view = self.links.container_view(ns.fd, endpoint.ifname)
+            with self._endpoint_netns(endpoint) as ns:
+                view = self.links.container_view(ns.fd, endpoint.ifname)
         except NetdError:
             pass
         return Inspection(endpoint, self.links.host_link(endpoint.host_ifname), view)
+
+    @contextmanager
+    def _endpoint_netns(self, endpoint: Endpoint) -> Iterator[Any]:
+        """The endpoint's netns, opened again by its pid or path, if it is still the same one."""
+        with self.namespaces.open_netns(endpoint.pid, endpoint.netns_path) as ns:
+            if ns.id != endpoint.netns_id:
+                raise FailedPrecondition("netns changed (PID reused)")
+            yield ns
 
     def check(self, container_id: str) -> list[str]:
         """Where the kernel no longer matches the record; empty when all is well."""
@@ -252,11 +260,9 @@ class Service:
         if not endpoint.ready:
             return self._release(endpoint, "rolled back interrupted attach")
         try:
-            with self.namespaces.open_netns(endpoint.pid, endpoint.netns_path) as ns:
-                if ns.id != endpoint.netns_id:
-                    raise FailedPrecondition("netns changed (PID reused)")
-                if has_veth and self.links.container_side_intact(
-                        ns.fd, endpoint.ifname, endpoint.address, endpoint.gateway):
+            with self._endpoint_netns(endpoint) as ns:
+                view = self.links.container_view(ns.fd, endpoint.ifname) if has_veth else None
+                if view is not None and not view.problems(endpoint.ifname, endpoint.address, endpoint.gateway):
                     return 0
                 self._replug(endpoint, ns.fd)
         except NetdError as e:

@@ -84,9 +84,6 @@ class FakeLinks:
 
         return View()
 
-    def container_side_intact(self, ns_fd, ifname, address, gateway):
-        return str(address) in self.configured
-
     def delete_link(self, name):
         self._maybe_fail("delete_link")
         return self.veths.pop(name, None) is not None
