@@ -21,7 +21,48 @@ from netd.v1 import netd_pb2 as pb
 from netd.v1 import netd_pb2_grpc as pb_grpc
 
 TIMEOUT = 30.0
-COLUMNS = ("container_id", "ip_address", "ifname", "host_ifname", "mac_address", "pid", "netns_path", "created_at")
+COLUMNS = ("container_id", "ip_address", "ifname", "host_ifname", "mac_address", "pid", "netns_path", "ports",
+           "created_at")
+
+
+def parse_publish(text: str) -> pb.PortMapping:
+    """`docker run -p` syntax: [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|udp]."""
+    spec, _, protocol = text.partition("/")
+    parts = spec.rsplit(":", 2)
+    if len(parts) == 2:
+        parts.insert(0, "")
+    if len(parts) != 3:
+        raise ValueError(f"{text!r}: use [HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]")
+    host_ip, host, inside = parts
+
+    def span(ports: str) -> tuple[int, int]:
+        first, _, last = ports.partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            raise ValueError(f"{text!r}: {ports!r} is not a port or a FIRST-LAST range")
+        return int(first), int(last or first) - int(first) + 1
+
+    (host_port, count), (container_port, inside_count) = span(host), span(inside)
+    if count != inside_count or count < 1:
+        raise ValueError(f"{text!r}: host and container ranges differ in length")
+    return pb.PortMapping(protocol=protocol or "tcp", host_ip=host_ip, host_port=host_port,
+                          container_port=container_port, range=count if count > 1 else 0)
+
+
+def publish_arg(text: str) -> pb.PortMapping:
+    try:
+        return parse_publish(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def show_port(m: dict) -> str:
+    """`docker ps` style, e.g. 0.0.0.0:8080->80/tcp."""
+    n = max(int(m.get("range") or 1), 1)
+
+    def span(first: int) -> str:
+        return f"{first}-{first + n - 1}" if n > 1 else str(first)
+
+    return f"{m.get('host_ip') or '0.0.0.0'}:{span(m['host_port'])}->{span(m['container_port'])}/{m['protocol']}"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,6 +79,9 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--netns", default="", help="netns path, e.g. /run/netns/NAME")
     attach.add_argument("--ip", default="", help="static address inside the subnet")
     attach.add_argument("--ifname", default="", help="interface name in the container (default eth0)")
+    attach.add_argument("-p", "--publish", type=publish_arg, action="append", default=[],
+                        metavar="[HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]",
+                        help="publish a port (or a FIRST-LAST range) on the host; repeatable")
     detach = sub.add_parser("detach", parents=[output], help="detach a container")
     detach.add_argument("container_id")
     ls = sub.add_parser("ls", parents=[output], help="list endpoints")
@@ -64,7 +108,8 @@ def to_dict(message: object) -> dict:
 
 def table(rows: list[dict]) -> str:
     header = [c.upper() for c in COLUMNS]
-    cells = [[str(r.get(c, "")) for c in COLUMNS] for r in rows]
+    cells = [[", ".join(map(show_port, r.get(c, []))) if c == "ports" else str(r.get(c, "")) for c in COLUMNS]
+             for r in rows]
     widths = [max(len(x) for x in column) for column in zip(header, *cells)]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in [header, *cells])
 
@@ -92,16 +137,19 @@ def describe(data: dict) -> str:
 
 def oci_hook(action: str, stub: pb_grpc.NetdStub) -> None:
     """runc/crun hand hooks the container state: id, pid, bundle, annotations.
-    Annotations netd.ifname and netd.ip choose the interface name and a static address."""
+    Annotations netd.ifname and netd.ip choose the interface name and a static
+    address; netd.ports publishes ports (comma-separated, `--publish` syntax)."""
     try:
         state = json.load(sys.stdin)
         container_id, annotations = state["id"], state.get("annotations") or {}
+        ports = [parse_publish(p.strip()) for p in annotations.get("netd.ports", "").split(",") if p.strip()]
     except (ValueError, KeyError, TypeError) as e:
-        raise SystemExit(f"netctl oci-hook: stdin is not an OCI state with an id: {e}") from None
+        raise SystemExit(f"netctl oci-hook: stdin is not an OCI state with an id and valid annotations: {e}") from None
     if action == "attach":
         stub.AttachContainer(pb.AttachContainerRequest(
             container_id=container_id, pid=int(state.get("pid") or 0), owner="oci-hook",
-            ifname=annotations.get("netd.ifname", ""), ip_address=annotations.get("netd.ip", "")), timeout=TIMEOUT)
+            ifname=annotations.get("netd.ifname", ""), ip_address=annotations.get("netd.ip", ""), ports=ports),
+            timeout=TIMEOUT)
     else:
         stub.DetachContainer(pb.DetachContainerRequest(container_id=container_id), timeout=TIMEOUT)
 
@@ -126,7 +174,7 @@ def run(args: argparse.Namespace, channel: grpc.Channel) -> int:
     if args.command == "attach":
         reply = stub.AttachContainer(pb.AttachContainerRequest(
             container_id=args.container_id, pid=args.pid, netns_path=args.netns,
-            ifname=args.ifname, ip_address=args.ip, owner="netctl"), timeout=TIMEOUT)
+            ifname=args.ifname, ip_address=args.ip, owner="netctl", ports=args.publish), timeout=TIMEOUT)
         endpoint = to_dict(reply.endpoint)
         emit(args, endpoint, table([endpoint]))
     elif args.command == "detach":

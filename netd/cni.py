@@ -6,7 +6,9 @@ result or error JSON on stdout. The config names netd's socket:
 
     {"cniVersion": "1.0.0", "name": "netd", "type": "netd-cni", "socket": "/run/netd/netd.sock"}
 
-A static address can come in CNI_ARGS as IP=10.89.0.9.
+A static address can come in CNI_ARGS as IP=10.89.0.9. With
+`"capabilities": {"portMappings": true}` in the config, the runtime's
+`runtimeConfig.portMappings` (e.g. Podman's `-p`) are published by netd.
 """
 
 from __future__ import annotations
@@ -66,6 +68,17 @@ def add_result(version: str, endpoint: pb.Endpoint, netns: str) -> dict:
     }
 
 
+def port_mappings(conf: dict) -> list[pb.PortMapping]:
+    """The portMappings capability: [{hostPort, containerPort, protocol, hostIP}]."""
+    mappings = (conf.get("runtimeConfig") or {}).get("portMappings") or []
+    try:
+        return [pb.PortMapping(protocol=m.get("protocol", "tcp"), host_ip=m.get("hostIP", ""),
+                               host_port=int(m["hostPort"]), container_port=int(m["containerPort"]))
+                for m in mappings]
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise CniError(INVALID_CONFIG, "runtimeConfig.portMappings is malformed", str(e)) from None
+
+
 def owner_of(conf: dict) -> str:
     """Endpoints this CNI network made are tagged so GC never touches others'."""
     return f"cni:{conf.get('name', '')}"[:64]
@@ -78,7 +91,8 @@ def run(command: str, conf: dict, channel: grpc.Channel) -> dict | None:
         netns, ifname = require("CNI_NETNS"), require("CNI_IFNAME")
         reply = stub.AttachContainer(pb.AttachContainerRequest(
             container_id=require("CNI_CONTAINERID"), netns_path=netns, ifname=ifname, owner=owner_of(conf),
-            ip_address=cni_args(os.environ.get("CNI_ARGS", "")).get("IP", "")), timeout=TIMEOUT)
+            ip_address=cni_args(os.environ.get("CNI_ARGS", "")).get("IP", ""), ports=port_mappings(conf)),
+            timeout=TIMEOUT)
         return add_result(version, reply.endpoint, netns)
     if command == "DEL":  # idempotent, and needs no netns (the container may be long gone)
         stub.DetachContainer(pb.DetachContainerRequest(container_id=require("CNI_CONTAINERID")), timeout=TIMEOUT)

@@ -28,6 +28,7 @@ class DaemonConfig:
     bridge: str
     subnet: IPv4Network
     mtu: int  # 0: take the uplink's
+    icc: bool
     metrics_address: str  # "" = no metrics endpoint
 
 
@@ -38,6 +39,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--bridge", default=DEFAULT_BRIDGE, help="bridge name (default %(default)s)")
     p.add_argument("--subnet", default=DEFAULT_SUBNET, help="IPv4 subnet (default %(default)s)")
     p.add_argument("--mtu", type=int, default=0, help="MTU of bridge and veths (default: the uplink's)")
+    p.add_argument("--no-icc", dest="icc", action="store_false",
+                   help="block traffic between containers on the bridge (published ports still work)")
     p.add_argument("--firewall", default="auto", choices=["auto", "nftables", "iptables", "none"],
                    help="firewall driver (default %(default)s: nftables if installed)")
     p.add_argument("--firewall-check-interval", type=float, default=2.0, metavar="SECONDS",
@@ -82,6 +85,7 @@ def from_args(argv: list[str] | None, *, isatty: bool = False) -> DaemonConfig:
         bridge=args.bridge,
         subnet=parse_subnet(args.subnet),
         mtu=args.mtu,
+        icc=args.icc,
         metrics_address=args.metrics_address,
     )
 
@@ -93,4 +97,5 @@ def network(cfg: DaemonConfig, uplink_mtu: int) -> NetworkConfig:
         subnet=cfg.subnet,
         gateway=next(cfg.subnet.hosts()),
         mtu=cfg.mtu or uplink_mtu,
+        icc=cfg.icc,
     )

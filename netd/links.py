@@ -71,15 +71,21 @@ def bridge_intact(net: NetworkConfig, index: int) -> bool:
             and _has_address(rtnl, index, net.interface_for(net.gateway)))
 
 
-def enslave(name: str, bridge_index: int) -> None:
+def enslave(name: str, bridge_index: int, hairpin: bool = False, isolated: bool = False) -> None:
     try:
-        _rtnl().set_master(name, bridge_index)
+        _rtnl().set_master(name, bridge_index, hairpin, isolated)
     except NetlinkError as e:
         raise KernelError(f"failed to attach {name} to the bridge: {e.strerror}") from e
 
 
-def create_veth(host_ifname: str, peer_ifname: str, ns_fd: int, bridge_index: int, mtu: int, mac: str) -> int:
-    """One request: the pair, its peer already in the container netns, the host end up on the bridge."""
+def create_veth(host_ifname: str, peer_ifname: str, ns_fd: int, bridge_index: int, mtu: int, mac: str,
+                hairpin: bool = False, isolated: bool = False) -> int:
+    """One request: the pair, its peer already in the container netns, the host end up on the bridge.
+
+    hairpin: the port may send a frame back where it came from (a container
+    reaching its own published port when br_netfilter DNATs bridged traffic).
+    isolated: no frames to other isolated ports (inter-container traffic off).
+    """
     rtnl = _rtnl()
     try:
         rtnl.create_veth(host_ifname, peer_ifname, ns_fd, bridge_index, mtu, mac)
@@ -91,7 +97,7 @@ def create_veth(host_ifname: str, peer_ifname: str, ns_fd: int, bridge_index: in
         raise KernelError(f"failed to create veth {host_ifname}: {e.strerror}") from e
     # The host end has no carrier until the container end comes up, so no
     # link-local address exists yet to be turned off.
-    index = rtnl.quiet_link_index(host_ifname)
+    index = rtnl.finish_port(host_ifname, hairpin, isolated)
     if index is None:
         raise KernelError(f"failed to create veth {host_ifname}: it vanished (container exited?)")
     return index
@@ -254,3 +260,11 @@ def enable_ip_forwarding() -> None:
             f.write("1")
     except OSError as e:
         raise KernelError(f"failed to enable IPv4 forwarding: {e.strerror}") from e
+
+
+def enable_route_localnet(bridge: str) -> None:
+    try:
+        with open(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet", "w") as f:
+            f.write("1")
+    except OSError as e:
+        raise KernelError(f"failed to enable route_localnet on {bridge}: {e.strerror}") from e

@@ -20,9 +20,43 @@ class NetworkConfig:
     subnet: IPv4Network
     gateway: IPv4Address
     mtu: int
+    # Containers on the bridge may talk to each other (Docker's --icc).
+    icc: bool = True
 
     def interface_for(self, address: IPv4Address) -> IPv4Interface:
         return IPv4Interface(f"{address}/{self.subnet.prefixlen}")
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    """A published port (or `count` consecutive ports), like `docker run -p`."""
+
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+    host_ip: IPv4Address | None = None  # None: every host address
+    count: int = 1
+
+    @property
+    def host_ports(self) -> range:
+        return range(self.host_port, self.host_port + self.count)
+
+    def pairs(self) -> zip:
+        """(host port, container port) for each port of the range."""
+        return zip(self.host_ports, range(self.container_port, self.container_port + self.count))
+
+    def overlaps(self, other: PortMapping) -> bool:
+        """Would both claim some packet? Same protocol, a shared port, and
+        host addresses that meet (None meets every address)."""
+        same_ip = self.host_ip is None or other.host_ip is None or self.host_ip == other.host_ip
+        shared = self.host_port < other.host_port + other.count and other.host_port < self.host_port + self.count
+        return self.protocol == other.protocol and same_ip and shared
+
+    def __str__(self) -> str:
+        """`docker ps` style: 0.0.0.0:8080->80/tcp, 8000-8009->9000-9009/udp."""
+        def span(first: int) -> str:
+            return f"{first}-{first + self.count - 1}" if self.count > 1 else str(first)
+        return f"{self.host_ip or '0.0.0.0'}:{span(self.host_port)}->{span(self.container_port)}/{self.protocol}"
 
 
 @dataclass(frozen=True)
@@ -33,6 +67,7 @@ class AttachRequest:
     ifname: str = "eth0"
     ip_address: IPv4Address | None = None
     owner: str = ""
+    ports: tuple[PortMapping, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,6 +101,7 @@ class Endpoint:
     created_at: str
     host_ifindex: int = 0
     owner: str = ""
+    ports: tuple[PortMapping, ...] = ()
     # False from the moment the address is reserved until the kernel side is
     # complete: reconcile rolls back endpoints that never became ready.
     ready: bool = False

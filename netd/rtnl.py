@@ -28,7 +28,8 @@ NLMSG_ERROR, NLMSG_DONE = 2, 3
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_NEWADDR, RTM_GETADDR, RTM_NEWROUTE, RTM_GETROUTE = 16, 17, 18, 20, 22, 24, 26
 F_REQUEST, F_ACK, F_DUMP, F_EXCL, F_CREATE = 0x1, 0x4, 0x300, 0x200, 0x400
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_GROUP, IFLA_NET_NS_FD = 1, 3, 4, 10, 18, 27, 28
-IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
+IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_DATA, VETH_INFO_PEER = 1, 2, 5, 1
+IFLA_BRPORT_MODE, IFLA_BRPORT_ISOLATED = 4, 33  # hairpin; no forwarding to other isolated ports
 IFLA_AF_SPEC, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 26, 8, 1
 IFLA_STATS64 = 23
 STATS64 = struct.Struct("=8Q")  # rx/tx packets, rx/tx bytes, rx/tx errors, rx/tx dropped
@@ -157,6 +158,14 @@ def no_ipv6_link_local_body(name: str = "", index: int = 0) -> bytes:
             + nested(IFLA_AF_SPEC, nested(socket.AF_INET6, attr(IFLA_INET6_ADDR_GEN_MODE, bytes([IN6_ADDR_GEN_MODE_NONE])))))
 
 
+def bridge_port_body(name: str, hairpin: bool, isolated: bool) -> bytes:
+    """Bridge port flags of an enslaved link (the master's slave_changelink;
+    a link being created cannot carry them)."""
+    return (IFINFO.pack(0, 0, 0, 0, 0) + name_attr(name)
+            + nested(IFLA_LINKINFO, nested(IFLA_INFO_SLAVE_DATA, attr(IFLA_BRPORT_MODE, bytes([hairpin])),
+                                           attr(IFLA_BRPORT_ISOLATED, bytes([isolated])))))
+
+
 def address_body(index: int, address: IPv4Interface) -> bytes:
     ip = address.ip.packed
     return (IFADDR.pack(socket.AF_INET, address.network.prefixlen, 0, 0, index)
@@ -267,9 +276,10 @@ class Rtnl:
         body = self._getlink(name)
         return IFINFO.unpack_from(body)[2] if body else None
 
-    def quiet_link_index(self, name: str) -> int | None:
-        """Turn off IPv6 link-local on a fresh link, then its index; one round trip."""
-        body = self._getlink(name, (RTM_NEWLINK, 0, no_ipv6_link_local_body(name)))
+    def finish_port(self, name: str, hairpin: bool, isolated: bool) -> int | None:
+        """On a fresh bridge port: IPv6 link-local off, port flags; then its index. One round trip."""
+        body = self._getlink(name, (RTM_NEWLINK, 0, no_ipv6_link_local_body(name)),
+                             (RTM_NEWLINK, 0, bridge_port_body(name, hairpin, isolated)))
         return IFINFO.unpack_from(body)[2] if body else None
 
     def create_bridge(self, name: str, mac: str, mtu: int) -> None:
@@ -282,8 +292,9 @@ class Rtnl:
         self.batch((RTM_NEWLINK, 0, IFINFO.pack(0, 0, index, IFF_UP, IFF_UP)
                     + attr(IFLA_ADDRESS, mac_bytes(mac)) + u32(IFLA_MTU, mtu)))
 
-    def set_master(self, name: str, master: int) -> None:
-        self.batch((RTM_NEWLINK, 0, IFINFO.pack(0, 0, 0, IFF_UP, IFF_UP) + name_attr(name) + u32(IFLA_MASTER, master)))
+    def set_master(self, name: str, master: int, hairpin: bool, isolated: bool) -> None:
+        self.batch((RTM_NEWLINK, 0, IFINFO.pack(0, 0, 0, IFF_UP, IFF_UP) + name_attr(name) + u32(IFLA_MASTER, master)),
+                   (RTM_NEWLINK, 0, bridge_port_body(name, hairpin, isolated)))
 
     def add_address(self, index: int, address: IPv4Interface) -> None:
         self.batch((RTM_NEWADDR, F_CREATE | F_EXCL, address_body(index, address)))

@@ -7,7 +7,7 @@ import subprocess
 from netd.errors import CommandError
 
 
-def run(argv: list[str], stdin: str | None = None, timeout: float = 30) -> str:
+def run(argv: list[str], stdin: str | None = None, timeout: float = 30, ok: tuple[int, ...] = (0,)) -> str:
     try:
         proc = subprocess.run(
             argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
@@ -16,7 +16,7 @@ def run(argv: list[str], stdin: str | None = None, timeout: float = 30) -> str:
         raise CommandError(f"failed to run {argv[0]}: not installed") from None
     except subprocess.TimeoutExpired:
         raise CommandError(f"failed to run {' '.join(argv)}: timed out after {timeout}s") from None
-    if proc.returncode != 0:
+    if proc.returncode not in ok:
         cause = (proc.stderr or proc.stdout).strip().splitlines()
         raise CommandError(
             f"failed to run {' '.join(argv)}: exit {proc.returncode}: {' / '.join(cause[-3:])}"

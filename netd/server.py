@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from netd import __version__, metrics, validate
 from netd.errors import InternalError, NetdError, Unavailable
-from netd.model import Endpoint
+from netd.model import Endpoint, PortMapping
 from netd.rtnl import IFF_LOWER_UP, IFF_UP
 from netd.service import Service
 from netd.v1 import netd_pb2 as pb
@@ -32,11 +32,17 @@ def status_code(error: NetdError) -> grpc.StatusCode:
     return getattr(grpc.StatusCode, error.status, grpc.StatusCode.UNKNOWN)
 
 
+def port_to_proto(m: PortMapping) -> pb.PortMapping:
+    return pb.PortMapping(protocol=m.protocol, host_ip=str(m.host_ip or ""), host_port=m.host_port,
+                          container_port=m.container_port, range=m.count)
+
+
 def endpoint_to_proto(e: Endpoint) -> pb.Endpoint:
     return pb.Endpoint(
         container_id=e.container_id, network=e.network, ifname=e.ifname,
         host_ifname=e.host_ifname, ip_address=str(e.address), gateway=str(e.gateway),
         mac_address=e.mac_address, pid=e.pid, netns_path=e.netns_path, created_at=e.created_at, owner=e.owner,
+        ports=[port_to_proto(m) for m in e.ports],
     )
 
 
@@ -99,6 +105,7 @@ class NetdServicer(pb_grpc.NetdServicer):
             self._service.net,
             container_id_=request.container_id, pid_=request.pid, netns_path_=request.netns_path,
             ifname_=request.ifname, ip_address=request.ip_address, owner_=request.owner,
+            ports_=[(p.protocol, p.host_ip, p.host_port, p.container_port, p.range) for p in request.ports],
         )
         endpoint = self._service.attach(req, caller=self._caller(context))
         return pb.AttachContainerResponse(endpoint=endpoint_to_proto(endpoint))

@@ -20,12 +20,14 @@ import structlog
 from netd import ipam
 from netd.errors import (
     AlreadyAttached,
+    AlreadyExists,
     BridgeFull,
     ContainerNotFound,
     EndpointNotFound,
     FailedPrecondition,
     NetdError,
 )
+from netd import firewall as fw
 from netd.firewall import Firewall
 from netd.model import (
     BRIDGE_MAX_PORTS,
@@ -33,6 +35,7 @@ from netd.model import (
     Endpoint,
     NetnsId,
     NetworkConfig,
+    PortMapping,
     host_ifname_for,
     mac_for,
 )
@@ -65,6 +68,8 @@ class Service:
         self._bridge_index = 0
         # Allocation must see a consistent set of used addresses.
         self._alloc_lock = threading.Lock()
+        # Every firewall change renders the whole ruleset from the store.
+        self._firewall_lock = threading.Lock()
         # Calls for one container id run one at a time (an attach and a detach
         # of the same id must not interleave); different ids run in parallel.
         self._id_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
@@ -82,21 +87,49 @@ class Service:
                 f"subnet {self.net.subnet} overlaps {', '.join(conflicts)}: choose another --subnet"
             )
         self.links.enable_ip_forwarding()
+        self._ensure_bridge()
+        self.sync_firewall()
+
+    def _ensure_bridge(self) -> None:
         self._bridge_index = self.links.ensure_bridge(self.net)
-        self.firewall.setup(self.net)
+        if self.firewall.name != "none":
+            # Lets 127.0.0.1:PORT be DNATed to a container; the firewall's
+            # guard rules keep containers away from the host's loopback.
+            self.links.enable_route_localnet(self.net.bridge)
+
+    def ruleset(self) -> fw.Ruleset:
+        forwards = tuple(fw.Forward(m, e.address.ip) for e in self.store.list() for m in e.ports)
+        return fw.Ruleset((self.net,), forwards)
+
+    def sync_firewall(self, changed: tuple[PortMapping, ...] = ()) -> None:
+        """Make the firewall match the store; then drop the UDP flows of the
+        ports that changed, so they follow the new rules."""
+        with self._firewall_lock:
+            self.firewall.apply(self.ruleset())
+        if changed:
+            try:
+                fw.forget_udp_flows(changed)
+            except NetdError as e:
+                log.warning("conntrack_flush_failed", error=str(e))
+
+    def _port_flags(self, endpoint: Endpoint) -> dict[str, bool]:
+        return {"hairpin": bool(endpoint.ports), "isolated": not self.net.icc}
 
     def heal(self) -> int:
         """Put back what someone else removed: the bridge (and its ports), the
         firewall rules. Returns the repairs made; raises if it cannot."""
         repairs = 0
         if not self.links.bridge_intact(self.net, self._bridge_index):
-            self._bridge_index = self.links.ensure_bridge(self.net)
-            for endpoint in self.store.list(self.net.name):
-                self._quietly("re-attach port", self.links.enslave, endpoint.host_ifname, self._bridge_index)
+            self._ensure_bridge()
+            for e in self.store.list(self.net.name):
+                self._quietly("re-attach port", self.links.enslave, e.host_ifname, self._bridge_index,
+                              *self._port_flags(e).values())
             log.warning("bridge_repaired", bridge=self.net.bridge, network=self.net.name)
             repairs += 1
-        if not self.firewall.intact(self.net):
-            self.firewall.setup(self.net)
+        with self._firewall_lock:
+            intact = self.firewall.intact(self.ruleset())
+        if not intact:
+            self.sync_firewall()
             log.warning("firewall_repaired", driver=self.firewall.name, network=self.net.name)
             repairs += 1
         return repairs
@@ -110,9 +143,12 @@ class Service:
                 raise AlreadyAttached(f"container {req.container_id} is already attached")
             with self.namespaces.open_netns(req.pid, req.netns_path) as ns, ExitStack() as undo:
                 endpoint = self._reserve(req, ns.id)
+                undo.callback(self._unpublish, endpoint)  # undone last: once the record is gone
                 undo.callback(self._quietly, "release address", self.store.remove, req.container_id)
                 ifindex = self._plug(endpoint, ns.fd)
                 undo.callback(self._quietly, "delete veth", self.links.delete_link, endpoint.host_ifname)
+                if endpoint.ports:
+                    self.sync_firewall(endpoint.ports)
                 endpoint = self.store.mark_ready(req.container_id, ifindex)
                 undo.pop_all()
         log.info("attached", container_id=req.container_id, address=str(endpoint.address),
@@ -126,6 +162,7 @@ class Service:
             used = self.store.used_addresses(self.net.name)
             if len(used) >= BRIDGE_MAX_PORTS:
                 raise BridgeFull(f"bridge {self.net.bridge} has {len(used)} ports, the kernel's limit")
+            self._refuse_published(req.ports)
             address = ipam.pick(self.net, used, self.store.last_reserved(self.net.name), req.ip_address)
             endpoint = Endpoint(
                 container_id=req.container_id,
@@ -140,15 +177,29 @@ class Service:
                 netns_id=nsid,
                 created_at=_now(),
                 owner=req.owner,
+                ports=req.ports,
             )
             self.store.add(endpoint)
         return endpoint
+
+    def _refuse_published(self, ports: tuple[PortMapping, ...]) -> None:
+        if ports and self.firewall.name == "none":
+            raise FailedPrecondition("ports cannot be published: netd runs with --firewall none")
+        for i, mapping in enumerate(ports):
+            for other in self.store.list():
+                clash = next((m for m in other.ports if m.overlaps(mapping)), None)
+                if clash is not None:
+                    raise AlreadyExists(
+                        f"ports[{i}] {mapping}: host port {clash.host_ip or '0.0.0.0'}:"
+                        f"{max(clash.host_port, mapping.host_port)}/{mapping.protocol} is already published "
+                        f"by container {other.container_id} ({clash})"
+                    )
 
     def _plug(self, endpoint: Endpoint, ns_fd: int) -> int:
         """Create the veth and configure the container side; undo the veth on failure."""
         ifindex = self.links.create_veth(
             endpoint.host_ifname, endpoint.ifname, ns_fd, self._bridge_index,
-            self.net.mtu, endpoint.mac_address,
+            self.net.mtu, endpoint.mac_address, **self._port_flags(endpoint),
         )
         try:
             self.links.configure_container_side(ns_fd, endpoint.ifname, endpoint.address, endpoint.gateway)
@@ -168,6 +219,7 @@ class Service:
             # The address is released only once the device is really gone.
             self.links.delete_link(endpoint.host_ifname)
             self.store.remove(container_id)
+            self._unpublish(endpoint)
         log.info("detached", container_id=container_id, address=str(endpoint.address),
                  caller=caller, ms=_ms(started))
         return True
@@ -275,9 +327,16 @@ class Service:
         log.info("reconciled", action="replugged", container_id=endpoint.container_id, address=str(endpoint.address))
         return 1
 
+    def _unpublish(self, endpoint: Endpoint) -> None:
+        """After the record is gone. A failure leaves stale rules that the
+        healer removes on its next check, so it is logged, not raised."""
+        if endpoint.ports:
+            self._quietly("unpublish ports", self.sync_firewall, endpoint.ports)
+
     def _release(self, endpoint: Endpoint, action: str) -> int:
         self._quietly("delete veth", self.links.delete_link, endpoint.host_ifname)
         self.store.remove(endpoint.container_id)
+        self._unpublish(endpoint)
         log.info("reconciled", action=action, container_id=endpoint.container_id, address=str(endpoint.address))
         return 1
 
@@ -302,6 +361,7 @@ class Service:
             if link is not None and link.index == ifindex:
                 return False  # still there: not a deletion after all
             self.store.remove(current.container_id)
+            self._unpublish(current)
         log.info("container_gone", container_id=current.container_id, address=str(current.address))
         return True
 

@@ -6,11 +6,13 @@ import re
 from ipaddress import AddressValueError, IPv4Address
 
 from netd.errors import AddressOutOfRange, InvalidArgument
-from netd.model import AttachRequest, NetworkConfig
+from netd.model import AttachRequest, NetworkConfig, PortMapping
 
 CONTAINER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 MAX_PID = 4194304  # PID_MAX_LIMIT on 64-bit kernels
 MAX_PATH = 4096
+# Each published port is a DNAT rule; a range is expanded port by port.
+MAX_PUBLISHED_PORTS = 1024
 
 
 def container_id(value: str) -> str:
@@ -83,6 +85,44 @@ def static_address(value: str, network: NetworkConfig) -> IPv4Address | None:
     return address
 
 
+def port_mapping(field: str, protocol: str, host_ip: str, host_port: int, container_port: int,
+                 count: int) -> PortMapping:
+    protocol = protocol.lower() or "tcp"
+    if protocol not in ("tcp", "udp"):
+        raise InvalidArgument(f"{field}.protocol {protocol[:16]!r} is not tcp or udp")
+    count = count or 1
+    for name, port in (("host_port", host_port), ("container_port", container_port)):
+        if not 1 <= port <= 65535:
+            raise InvalidArgument(f"{field}.{name} {port} is out of range 1..65535")
+        if port + count - 1 > 65535:
+            raise InvalidArgument(f"{field}.range {count} takes {name} {port} past 65535")
+    address = None
+    if host_ip:
+        try:
+            address = IPv4Address(host_ip)
+        except AddressValueError:
+            raise InvalidArgument(f"{field}.host_ip {host_ip[:64]!r} is not an IPv4 address") from None
+        if address.is_multicast or address == IPv4Address("255.255.255.255"):
+            raise InvalidArgument(f"{field}.host_ip {address} is not a unicast address")
+        if address.is_unspecified:  # 0.0.0.0, as Docker and CNI runtimes write "every address"
+            address = None
+    return PortMapping(host_port, container_port, protocol, address, count)
+
+
+def ports(items: list[tuple[str, str, int, int, int]]) -> tuple[PortMapping, ...]:
+    """(protocol, host_ip, host_port, container_port, range) per mapping."""
+    mappings: list[PortMapping] = []
+    for i, item in enumerate(items):
+        mapping = port_mapping(f"ports[{i}]", *item)
+        clash = next((m for m in mappings if m.overlaps(mapping)), None)
+        if clash is not None:
+            raise InvalidArgument(f"ports[{i}] {mapping} overlaps {clash} in the same request")
+        mappings.append(mapping)
+    if sum(m.count for m in mappings) > MAX_PUBLISHED_PORTS:
+        raise InvalidArgument(f"ports publish more than {MAX_PUBLISHED_PORTS} ports")
+    return tuple(mappings)
+
+
 def attach_request(
     network: NetworkConfig,
     *,
@@ -92,6 +132,7 @@ def attach_request(
     ifname_: str,
     ip_address: str,
     owner_: str = "",
+    ports_: list[tuple[str, str, int, int, int]] = (),
 ) -> AttachRequest:
     """Turn raw request fields into an AttachRequest or raise InvalidArgument."""
     cid = container_id(container_id_)
@@ -106,4 +147,5 @@ def attach_request(
         ifname=ifname(ifname_),
         ip_address=static_address(ip_address, network),
         owner=owner(owner_),
+        ports=ports(list(ports_)),
     )

@@ -1,8 +1,9 @@
 """`make demo`: netd's main job, start to finish, in a throwaway sandbox.
 
 A "host" netns runs netd; an "outside" netns plays the internet with a TCP
-server; two `unshare --net` containers get attached, talk to the outside
-through NAT and to each other directly, and are detached. Nothing touches the
+server; two `unshare --net` containers get attached (one publishing a port),
+talk to the outside through NAT and to each other directly, are reached from
+the outside through the published port, and are detached. Nothing touches the
 machine's own network, and everything is removed at the end.
 """
 
@@ -13,7 +14,15 @@ import os
 import sys
 import time
 
-from tests.sandbox import HOST_UPLINK_ADDR, OUTSIDE_ADDR, SERVER_PORT, Sandbox, serve_in, tcp_peer_seen
+from tests.sandbox import (
+    HOST_UPLINK_ADDR,
+    OUTSIDE_ADDR,
+    SERVER_PORT,
+    Sandbox,
+    peer_seen_via,
+    serve_in,
+    tcp_peer_seen,
+)
 
 
 def step(text: str) -> None:
@@ -40,10 +49,11 @@ def main() -> int:
         sandbox.start_netd()
         show("netctl status", sandbox.netctl("status").stdout)
 
-        step("two containers (unshare --net sleep), attached by PID")
+        step("two containers (unshare --net sleep), attached by PID; db publishes host port 8000")
         web, db = sandbox.container(), sandbox.container()
-        for name, c in (("web", web), ("db", db)):
-            show(f"netctl attach {name} --pid {c.pid}", sandbox.netctl("attach", name, "--pid", str(c.pid)).stdout)
+        for name, c, extra in (("web", web, ()), ("db", db, ("-p", f"8000:{SERVER_PORT}"))):
+            argv = ("attach", name, "--pid", str(c.pid), *extra)
+            show(f"netctl {' '.join(argv)}", sandbox.netctl(*argv).stdout)
         show("netctl ls", sandbox.netctl("ls").stdout)
         show("(in web) ip -br addr; ip route", web.run("ip", "-br", "addr").stdout + web.run("ip", "route").stdout)
 
@@ -57,6 +67,10 @@ def main() -> int:
         serve_in(sandbox, db)
         print(f"db's server saw the connection come from {tcp_peer_seen(web, db_ip)} (web's address)")
         show(f"(in web) ping -c1 {db_ip}", web.run("ping", "-c1", "-W2", db_ip).stdout.splitlines()[1])
+
+        step(f"the outside reaches db through the published port {HOST_UPLINK_ADDR}:8000")
+        seen = peer_seen_via(["ip", "netns", "exec", sandbox.outside], HOST_UPLINK_ADDR, 8000)
+        print(f"db's server saw the connection come from {seen} (the outside's own address, DNAT only)")
 
         step("detach both; veths gone, addresses free")
         for name in ("web", "db"):

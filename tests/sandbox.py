@@ -235,6 +235,13 @@ def serve_http(sandbox: Sandbox, port: int = 8081) -> str:
     return f"http://{OUTSIDE_ADDR}:{port}/index.html"
 
 
-def tcp_peer_seen(container: Container, address: str) -> str:
+def tcp_peer_seen(container: Container, address: str, port: int = SERVER_PORT) -> str:
     """Connect from the container to an echo-peer server; the source address it saw."""
-    return container.run(sys.executable, "-c", TCP_CLIENT, address, str(SERVER_PORT)).stdout.strip()
+    return peer_seen_via(["nsenter", f"--net={container.netns}"], address, port)
+
+
+def peer_seen_via(prefix: list[str], address: str, port: int = SERVER_PORT) -> str:
+    """Connect to an echo-peer server from wherever `prefix` runs a command
+    (e.g. `ip netns exec NS`); the source address it saw, "" if unreachable."""
+    proc = sh(*prefix, sys.executable, "-c", TCP_CLIENT, address, str(port), check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else ""

@@ -1,30 +1,55 @@
-"""Firewall drivers: NAT and forward accepts for netd's networks.
+"""Firewall drivers: NAT, published ports and forward rules for netd's networks.
 
 Every driver keeps to what it owns (its own nft table, or its own iptables
 chains hooked with one jump each), applies each change as one batch, and never
-changes a global policy. `render_*` functions are pure and unit-tested as data.
+changes a global policy. A driver is always given the whole `Ruleset` and
+makes its rules exactly that, so a change can never leave a stale rule.
+`render_*` functions are pure and unit-tested as data.
 """
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
 from typing import Protocol
 
+from netd import runner
 from netd.errors import FailedPrecondition
-from netd.model import NetworkConfig
+from netd.model import NetworkConfig, PortMapping
 
-# The comment every netd rule carries, so exactly ours are found and removed.
+# The comment every netd rule carries (per network: "netd:NAME"), so exactly
+# ours are found and removed.
 TAG = "netd"
+LOOPBACK = IPv4Network("127.0.0.0/8")
+
+
+@dataclass(frozen=True)
+class Forward:
+    """A published port range of one endpoint."""
+
+    mapping: PortMapping
+    container_ip: IPv4Address
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    networks: tuple[NetworkConfig, ...]
+    forwards: tuple[Forward, ...] = ()
+
+
+def tag(net: NetworkConfig | None = None) -> str:
+    return f"{TAG}:{net.name}" if net else TAG
 
 
 class Firewall(Protocol):
     name: str
 
-    def setup(self, net: NetworkConfig) -> None:
-        """Make netd's rules for the network exactly as rendered (idempotent)."""
+    def apply(self, rules: Ruleset) -> None:
+        """Make netd's rules exactly the rendering of `rules`, in one batch."""
 
-    def intact(self, net: NetworkConfig) -> bool:
-        """Are netd's rules for the network all in place?"""
+    def intact(self, rules: Ruleset) -> bool:
+        """Are netd's rules for `rules` all in place?"""
 
     def teardown(self) -> None:
         """Remove every rule and chain netd owns; already absent is fine."""
@@ -59,3 +84,20 @@ def remove_others(chosen: Firewall) -> None:
     for cls, binary in ((NftablesFirewall, "nft"), (IptablesFirewall, "iptables-save")):
         if cls.name != chosen.name and shutil.which(binary):
             cls().teardown()
+
+
+def forget_udp_flows(mappings: tuple[PortMapping, ...]) -> None:
+    """Delete conntrack entries of published UDP ports.
+
+    A UDP client that keeps sending keeps its conntrack entry alive, and with
+    it the old DNAT decision (or the lack of one): after a port is published
+    or unpublished its packets would still go to the old place.
+    """
+    for m in mappings:
+        if m.protocol != "udp":
+            continue
+        only_ip = ["--orig-dst", str(m.host_ip)] if m.host_ip else []
+        for port in m.host_ports:
+            # exit 1 means "0 flow entries have been deleted"
+            runner.run(["conntrack", "-D", "-p", "udp", "--orig-port-dst", str(port), *only_ip], ok=(0, 1))
+

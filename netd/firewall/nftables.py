@@ -7,61 +7,99 @@ import json
 
 from netd import runner
 from netd.errors import CommandError, FirewallError
-from netd.firewall import TAG
+from netd.firewall import LOOPBACK, TAG, Forward, Ruleset, tag
 from netd.model import NetworkConfig
 
 FAMILY, TABLE = "inet", "netd"
 
 
-def render_ruleset(net: NetworkConfig) -> str:
+def _comment(net: NetworkConfig | None = None) -> str:
+    return f'comment "{tag(net)}"'
+
+
+def localnet_guard(net: NetworkConfig) -> list[str]:
+    """route_localnet is on for the bridge (so 127.0.0.1 can be DNATed to a
+    container); a container must still never reach the host's loopback
+    services through it (CVE-2020-8558)."""
+    return [f'iifname "{net.bridge}" ip {side} {LOOPBACK} drop {_comment(net)}' for side in ("saddr", "daddr")]
+
+
+def dnat_rules(fwd: Forward) -> list[str]:
+    m = fwd.mapping
+    only_ip = f"ip daddr {m.host_ip} " if m.host_ip else ""
+    return [f"meta nfproto ipv4 {only_ip}{m.protocol} dport {host} dnat ip to {fwd.container_ip}:{inside} {_comment()}"
+            for host, inside in m.pairs()]
+
+
+def nat_out(net: NetworkConfig) -> list[str]:
+    # Second rule: DNATed connections into the bridge from a container
+    # (hairpin) or from 127.0.0.1 must come from the gateway, or the reply
+    # would bypass the host and never be un-NATed.
+    return [f'ip saddr {net.subnet} oifname != "{net.bridge}" masquerade {_comment(net)}',
+            f'oifname "{net.bridge}" ct status dnat ip saddr {{ {net.subnet}, {LOOPBACK} }} masquerade {_comment(net)}']
+
+
+def forward(net: NetworkConfig) -> list[str]:
+    isolate = [] if net.icc else [f'iifname "{net.bridge}" oifname "{net.bridge}" ct status ! dnat drop {_comment(net)}']
+    return isolate + [
+        f'iifname "{net.bridge}" accept {_comment(net)}',
+        f'oifname "{net.bridge}" ct status dnat accept {_comment(net)}',
+        f'oifname "{net.bridge}" ct state established,related accept {_comment(net)}',
+    ]
+
+
+def _chain(name: str, hook: str, rules: list[str]) -> list[str]:
+    head = [f"        {hook}; policy accept;"] if hook else []
+    return [f"    chain {name} {{", *head, *(f"        {r}" for r in rules), "    }"]
+
+
+def render_ruleset(rules: Ruleset) -> str:
     """The whole table. `add table` first so `delete table` cannot fail."""
-    comment = f'comment "{TAG}:{net.name}"'
+    nets = rules.networks
+    to_published = [f"fib daddr type local jump published {_comment()}"]
     return "\n".join([
         f"add table {FAMILY} {TABLE}",
         f"delete table {FAMILY} {TABLE}",
         f"table {FAMILY} {TABLE} {{",
-        "    chain postrouting {",
-        "        type nat hook postrouting priority srcnat; policy accept;",
-        f'        ip saddr {net.subnet} oifname != "{net.bridge}" masquerade {comment}',
-        "    }",
-        "    chain forward {",
-        "        type filter hook forward priority filter; policy accept;",
-        f'        iifname "{net.bridge}" accept {comment}',
-        f'        oifname "{net.bridge}" ct state established,related accept {comment}',
-        "    }",
+        *_chain("guard", "type filter hook prerouting priority raw", [r for n in nets for r in localnet_guard(n)]),
+        *_chain("prerouting", "type nat hook prerouting priority dstnat", to_published),
+        # dstnat is not a valid priority name for the output hook in nft 1.0
+        *_chain("output", "type nat hook output priority -100", to_published),
+        *_chain("published", "", [r for f in rules.forwards for r in dnat_rules(f)]),
+        *_chain("postrouting", "type nat hook postrouting priority srcnat", [r for n in nets for r in nat_out(n)]),
+        *_chain("forward", "type filter hook forward priority filter", [r for n in nets for r in forward(n)]),
         "}",
         "",
     ])
 
 
-def expected_rule_count(net: NetworkConfig) -> int:
-    return render_ruleset(net).count(f'comment "{TAG}:{net.name}"')
+def expected_rule_count(rules: Ruleset) -> int:
+    return render_ruleset(rules).count(f'comment "{TAG}')
 
 
-def count_tagged_rules(listing: dict, net: NetworkConfig) -> int:
-    """Count rules carrying the network's tag in `nft -j list table` output."""
-    tag = f"{TAG}:{net.name}"
+def count_tagged_rules(listing: dict) -> int:
+    """Count rules carrying a netd tag in `nft -j list table` output."""
     return sum(
         1 for item in listing.get("nftables", [])
-        if "rule" in item and item["rule"].get("comment") == tag
+        if "rule" in item and str(item["rule"].get("comment", "")).startswith(TAG)
     )
 
 
 class NftablesFirewall:
     name = "nftables"
 
-    def setup(self, net: NetworkConfig) -> None:
+    def apply(self, rules: Ruleset) -> None:
         try:
-            runner.run(["nft", "-f", "-"], stdin=render_ruleset(net))
+            runner.run(["nft", "-f", "-"], stdin=render_ruleset(rules))
         except CommandError as e:
             raise FirewallError(f"failed to apply nftables table {FAMILY} {TABLE}: {e}") from e
 
-    def intact(self, net: NetworkConfig) -> bool:
+    def intact(self, rules: Ruleset) -> bool:
         try:
             listing = json.loads(runner.run(["nft", "-j", "list", "table", FAMILY, TABLE]))
         except (CommandError, ValueError):
             return False
-        return count_tagged_rules(listing, net) == expected_rule_count(net)
+        return count_tagged_rules(listing) == expected_rule_count(rules)
 
     def teardown(self) -> None:
         try:

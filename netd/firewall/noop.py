@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from netd.model import NetworkConfig
+from netd.firewall import Ruleset
 
 
 class NoopFirewall:
     name = "none"
 
-    def setup(self, net: NetworkConfig) -> None:
+    def apply(self, rules: Ruleset) -> None:
         pass
 
-    def intact(self, net: NetworkConfig) -> bool:
+    def intact(self, rules: Ruleset) -> bool:
         return True
 
     def teardown(self) -> None:

@@ -12,13 +12,14 @@ writes anyway, and it avoids per-thread connection setup on the attach path.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
 from netd.errors import AddressInUse, AlreadyAttached, StoreError
-from netd.model import Endpoint, NetnsId
+from netd.model import Endpoint, NetnsId, PortMapping
 from netd.store.memory import MemoryStore
 
 SCHEMA = """
@@ -38,6 +39,7 @@ CREATE TABLE IF NOT EXISTS endpoints (
     host_ifindex INTEGER NOT NULL DEFAULT 0,
     ready        INTEGER NOT NULL DEFAULT 0,
     owner        TEXT NOT NULL DEFAULT '',
+    ports        TEXT NOT NULL DEFAULT '[]',
     UNIQUE (network, ip)
 );
 CREATE TABLE IF NOT EXISTS allocator (
@@ -48,17 +50,29 @@ CREATE TABLE IF NOT EXISTS allocator (
 
 COLUMNS = (
     "container_id, network, ifname, host_ifname, address, gateway, mac_address, "
-    "pid, netns_path, netns_id, created_at, host_ifindex, ready, owner"
+    "pid, netns_path, netns_id, created_at, host_ifindex, ready, owner, ports"
 )
+# Columns added after the first release: (name, definition) for ALTER TABLE.
+ADDED_COLUMNS = (("owner", "TEXT NOT NULL DEFAULT ''"), ("ports", "TEXT NOT NULL DEFAULT '[]'"))
+
+
+def ports_to_json(ports: tuple[PortMapping, ...]) -> str:
+    return json.dumps([[m.protocol, str(m.host_ip or ""), m.host_port, m.container_port, m.count] for m in ports])
+
+
+def ports_from_json(text: str) -> tuple[PortMapping, ...]:
+    return tuple(PortMapping(host, inside, proto, IPv4Address(ip) if ip else None, count)
+                 for proto, ip, host, inside, count in json.loads(text))
 
 
 def _row_to_endpoint(row: tuple) -> Endpoint:
-    (cid, network, ifname, host_ifname, address, gateway, mac, pid, path, nsid, created, ifindex, ready, owner) = row
+    (cid, network, ifname, host_ifname, address, gateway, mac, pid, path, nsid, created, ifindex, ready, owner,
+     ports) = row
     return Endpoint(
         container_id=cid, network=network, ifname=ifname, host_ifname=host_ifname,
         address=IPv4Interface(address), gateway=IPv4Address(gateway), mac_address=mac, pid=pid,
         netns_path=path, netns_id=NetnsId.parse(nsid), created_at=created, host_ifindex=ifindex,
-        ready=bool(ready), owner=owner,
+        ready=bool(ready), owner=owner, ports=ports_from_json(ports),
     )
 
 
@@ -73,8 +87,10 @@ class SqliteStore:
             # process); only a power loss can drop the last transactions.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
-            if "owner" not in {row[1] for row in self._db.execute("PRAGMA table_info(endpoints)")}:
-                self._db.execute("ALTER TABLE endpoints ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+            present = {row[1] for row in self._db.execute("PRAGMA table_info(endpoints)")}
+            for name, definition in ADDED_COLUMNS:
+                if name not in present:
+                    self._db.execute(f"ALTER TABLE endpoints ADD COLUMN {name} {definition}")
             rows = self._db.execute(f"SELECT {COLUMNS} FROM endpoints").fetchall()
             last = self._db.execute("SELECT network, last_reserved FROM allocator").fetchall()
         except sqlite3.Error as e:
@@ -106,10 +122,10 @@ class SqliteStore:
             try:
                 self._write(
                     f"record endpoint {e.container_id}",
-                    (f"INSERT INTO endpoints ({COLUMNS}, ip) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (f"INSERT INTO endpoints ({COLUMNS}, ip) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                      (e.container_id, e.network, e.ifname, e.host_ifname, str(e.address), str(e.gateway),
                       e.mac_address, e.pid, e.netns_path, str(e.netns_id), e.created_at, e.host_ifindex,
-                      int(e.ready), e.owner, str(e.address.ip))),
+                      int(e.ready), e.owner, ports_to_json(e.ports), str(e.address.ip))),
                     ("INSERT INTO allocator (network, last_reserved) VALUES (?, ?) "
                      "ON CONFLICT(network) DO UPDATE SET last_reserved = excluded.last_reserved",
                      (e.network, str(e.address.ip))),

@@ -7,20 +7,36 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AttachContainerRequest(_message.Message):
-    __slots__ = ("container_id", "pid", "netns_path", "ifname", "ip_address", "owner")
+    __slots__ = ("container_id", "pid", "netns_path", "ifname", "ip_address", "owner", "ports")
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     NETNS_PATH_FIELD_NUMBER: _ClassVar[int]
     IFNAME_FIELD_NUMBER: _ClassVar[int]
     IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
     container_id: str
     pid: int
     netns_path: str
     ifname: str
     ip_address: str
     owner: str
-    def __init__(self, container_id: _Optional[str] = ..., pid: _Optional[int] = ..., netns_path: _Optional[str] = ..., ifname: _Optional[str] = ..., ip_address: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
+    ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
+    def __init__(self, container_id: _Optional[str] = ..., pid: _Optional[int] = ..., netns_path: _Optional[str] = ..., ifname: _Optional[str] = ..., ip_address: _Optional[str] = ..., owner: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ...) -> None: ...
+
+class PortMapping(_message.Message):
+    __slots__ = ("protocol", "host_ip", "host_port", "container_port", "range")
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    HOST_IP_FIELD_NUMBER: _ClassVar[int]
+    HOST_PORT_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_PORT_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    protocol: str
+    host_ip: str
+    host_port: int
+    container_port: int
+    range: int
+    def __init__(self, protocol: _Optional[str] = ..., host_ip: _Optional[str] = ..., host_port: _Optional[int] = ..., container_port: _Optional[int] = ..., range: _Optional[int] = ...) -> None: ...
 
 class AttachContainerResponse(_message.Message):
     __slots__ = ("endpoint",)
@@ -51,7 +67,7 @@ class ListEndpointsResponse(_message.Message):
     def __init__(self, endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ...) -> None: ...
 
 class Endpoint(_message.Message):
-    __slots__ = ("container_id", "network", "ifname", "host_ifname", "ip_address", "gateway", "mac_address", "pid", "netns_path", "created_at", "owner")
+    __slots__ = ("container_id", "network", "ifname", "host_ifname", "ip_address", "gateway", "mac_address", "pid", "netns_path", "created_at", "owner", "ports")
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     IFNAME_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +79,7 @@ class Endpoint(_message.Message):
     NETNS_PATH_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
     container_id: str
     network: str
     ifname: str
@@ -74,7 +91,8 @@ class Endpoint(_message.Message):
     netns_path: str
     created_at: str
     owner: str
-    def __init__(self, container_id: _Optional[str] = ..., network: _Optional[str] = ..., ifname: _Optional[str] = ..., host_ifname: _Optional[str] = ..., ip_address: _Optional[str] = ..., gateway: _Optional[str] = ..., mac_address: _Optional[str] = ..., pid: _Optional[int] = ..., netns_path: _Optional[str] = ..., created_at: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
+    ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
+    def __init__(self, container_id: _Optional[str] = ..., network: _Optional[str] = ..., ifname: _Optional[str] = ..., host_ifname: _Optional[str] = ..., ip_address: _Optional[str] = ..., gateway: _Optional[str] = ..., mac_address: _Optional[str] = ..., pid: _Optional[int] = ..., netns_path: _Optional[str] = ..., created_at: _Optional[str] = ..., owner: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()

@@ -80,3 +80,16 @@ def test_gc_releases_only_this_networks_stale_endpoints(netd, client):
     assert cni(netd, "GC", version="1.1.0", extra=valid) == (0, None)
     assert sorted(e.container_id for e in client.list()) == ["not-cni", "pod1"]
     assert {e.owner for e in client.list()} == {"cni:netd", ""}
+
+
+def test_port_mappings_capability_publishes_ports(netd):
+    path = netd.named_netns_add("pod2")
+    mappings = {"runtimeConfig": {"portMappings": [{"hostPort": 18080, "containerPort": 80, "protocol": "tcp",
+                                                    "hostIP": ""}]}}
+    code, result = cni(netd, "ADD", "web", path, extra=mappings)
+    assert code == 0, result
+    assert "18080" in netd.in_host("nft", "list", "table", "inet", "netd").stdout
+    code, error = cni(netd, "ADD", "web2", netd.named_netns_add("pod3"), extra=mappings)
+    assert code == 1 and "18080/tcp is already published by container web" in error["msg"]
+    assert cni(netd, "DEL", "web", path) == (0, None)
+    assert "18080" not in netd.in_host("nft", "list", "table", "inet", "netd").stdout

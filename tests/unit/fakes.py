@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-from netd.errors import ContainerNotFound, KernelError
+from netd.errors import ContainerNotFound, FirewallError, KernelError
 from netd.model import NetnsId
 
 
@@ -59,11 +59,17 @@ class FakeLinks:
     def bridge_intact(self, net, index):
         return self.bridge_ok
 
-    def enslave(self, name, index):
+    def enable_route_localnet(self, bridge):
+        pass
+
+    def enslave(self, name, index, hairpin=False, isolated=False):
         self.enslaved.append(name)
 
-    def create_veth(self, host_ifname, peer_ifname, ns_fd, bridge_index, mtu, mac):
+    port_flags: dict = field(default_factory=dict)  # host name -> {"hairpin":…, "isolated":…}
+
+    def create_veth(self, host_ifname, peer_ifname, ns_fd, bridge_index, mtu, mac, **flags):
         self._maybe_fail("create_veth")
+        self.port_flags[host_ifname] = flags
         self.next_index += 1
         self.veths[host_ifname] = self.next_index
         return self.next_index
@@ -98,13 +104,18 @@ class FakeFirewall:
     def __init__(self):
         self.applied = 0
         self.flushed = False
+        self.rules = None  # the last Ruleset applied
+        self.fail = False
 
-    def setup(self, net):
+    def apply(self, rules):
+        if self.fail:
+            raise FirewallError("failed to apply rules: injected")
         self.applied += 1
         self.flushed = False
+        self.rules = rules
 
-    def intact(self, net):
-        return self.applied > 0 and not self.flushed
+    def intact(self, rules):
+        return self.applied > 0 and not self.flushed and rules == self.rules
 
     def teardown(self):
         self.applied = 0

@@ -3,7 +3,9 @@
 import subprocess
 import sys
 
-from netd.cli import table
+import pytest
+
+from netd.cli import parse_publish, table
 
 
 def test_netctl_bash_completion_is_valid_bash():
@@ -23,3 +25,27 @@ def test_table_aligns_columns_and_keeps_header_for_no_rows():
     assert lines[0].startswith("CONTAINER_ID  IP_ADDRESS")
     assert lines[1].index("10.89.0.2/16") == lines[2].index("10.89.0.3/16") == lines[0].index("IP_ADDRESS")
     assert table([]).splitlines()[0].startswith("CONTAINER_ID")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("8080:80", ("tcp", "", 8080, 80, 0)),
+    ("127.0.0.1:8080:80/udp", ("udp", "127.0.0.1", 8080, 80, 0)),
+    ("9000-9009:7000-7009", ("tcp", "", 9000, 7000, 10)),
+])
+def test_publish_takes_docker_syntax(text, expected):
+    m = parse_publish(text)
+    assert (m.protocol, m.host_ip, m.host_port, m.container_port, m.range) == expected
+
+
+@pytest.mark.parametrize("text", ["80", "a:80", "9000-9001:80", "x-1:80", "8080:80-81"])
+def test_publish_rejects_what_docker_rejects(text):
+    with pytest.raises(ValueError):
+        parse_publish(text)
+
+
+def test_ls_shows_ports_like_docker_ps():
+    row = {"container_id": "web", "ports": [{"protocol": "tcp", "host_ip": "", "host_port": 8080,
+                                             "container_port": 80, "range": 0},
+                                            {"protocol": "udp", "host_ip": "127.0.0.1", "host_port": 53,
+                                             "container_port": 5353, "range": 2}]}
+    assert "0.0.0.0:8080->80/tcp, 127.0.0.1:53-54->5353-5354/udp" in table([row])

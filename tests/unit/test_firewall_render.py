@@ -1,61 +1,106 @@
 from ipaddress import IPv4Address, IPv4Network
 
-from netd.firewall import iptables, nftables
-from netd.model import NetworkConfig
+from netd.firewall import Forward, Ruleset, iptables, nftables
+from netd.model import NetworkConfig, PortMapping
 
 NET = NetworkConfig("default", "netd0", IPv4Network("10.89.0.0/16"), IPv4Address("10.89.0.1"), 1500)
+BARE = Ruleset((NET,))
+WEB = Forward(PortMapping(8080, 80), IPv4Address("10.89.0.2"))
+DNS = Forward(PortMapping(5353, 53, "udp", IPv4Address("198.51.100.2"), count=2), IPv4Address("10.89.0.3"))
 
 
 def test_nft_ruleset_replaces_only_our_table_atomically():
-    text = nftables.render_ruleset(NET)
+    text = nftables.render_ruleset(BARE)
     lines = text.splitlines()
     assert lines[:2] == ["add table inet netd", "delete table inet netd"]
     assert 'ip saddr 10.89.0.0/16 oifname != "netd0" masquerade comment "netd:default"' in text
     assert 'iifname "netd0" accept comment "netd:default"' in text
     assert "policy drop" not in text and "flush ruleset" not in text
+    assert "dnat ip to" not in text and "ct status ! dnat drop" not in text
+
+
+def test_nft_published_ports_become_one_dnat_rule_per_port():
+    text = nftables.render_ruleset(Ruleset((NET,), (WEB, DNS)))
+    dnat = [line.strip() for line in text.splitlines() if "dnat ip to" in line]
+    assert dnat == [
+        'meta nfproto ipv4 tcp dport 8080 dnat ip to 10.89.0.2:80 comment "netd"',
+        'meta nfproto ipv4 ip daddr 198.51.100.2 udp dport 5353 dnat ip to 10.89.0.3:53 comment "netd"',
+        'meta nfproto ipv4 ip daddr 198.51.100.2 udp dport 5354 dnat ip to 10.89.0.3:54 comment "netd"',
+    ]
+    # from outside, from the host itself, hairpin and 127.0.0.1 masqueraded into the bridge
+    assert text.count("fib daddr type local jump published") == 2
+    assert 'oifname "netd0" ct status dnat ip saddr { 10.89.0.0/16, 127.0.0.0/8 } masquerade' in text
+    assert 'iifname "netd0" ip daddr 127.0.0.0/8 drop' in text
+
+
+def test_nft_no_icc_drops_bridge_to_bridge_unless_published():
+    text = nftables.render_ruleset(Ruleset((NetworkConfig(**{**NET.__dict__, "icc": False}),)))
+    assert 'iifname "netd0" oifname "netd0" ct status ! dnat drop comment "netd:default"' in text
 
 
 def test_nft_counts_tagged_rules_in_json_listing():
     listing = {"nftables": [
         {"metainfo": {}}, {"table": {"name": "netd"}},
         {"rule": {"chain": "postrouting", "comment": "netd:default"}},
-        {"rule": {"chain": "forward", "comment": "netd:default"}},
+        {"rule": {"chain": "published", "comment": "netd"}},
         {"rule": {"chain": "forward", "comment": "someone-else"}},
     ]}
-    assert nftables.count_tagged_rules(listing, NET) == 2
-    assert nftables.expected_rule_count(NET) == 3
+    assert nftables.count_tagged_rules(listing) == 2
+    assert nftables.expected_rule_count(BARE) == 9
+    assert nftables.expected_rule_count(Ruleset((NET,), (WEB, DNS))) == 12
 
 
 def test_iptables_restore_adds_missing_jumps_once():
-    batch = iptables.render_restore(NET, saved="")
+    batch = iptables.render_restore(Ruleset((NET,), (WEB,)), saved="")
+    c = '-m comment --comment "netd:default"'
     assert batch.splitlines() == [
+        "*raw",
+        ":NETD-GUARD - [0:0]",
+        f"-A NETD-GUARD -s 127.0.0.0/8 -i netd0 {c} -j DROP",
+        f"-A NETD-GUARD -d 127.0.0.0/8 -i netd0 {c} -j DROP",
+        "-I PREROUTING 1 -m comment --comment netd -j NETD-GUARD",
+        "COMMIT",
         "*nat",
+        ":NETD-DNAT - [0:0]",
         ":NETD-POSTROUTING - [0:0]",
-        '-A NETD-POSTROUTING -s 10.89.0.0/16 ! -o netd0 -m comment --comment "netd:default" -j MASQUERADE',
+        "-A NETD-DNAT -m addrtype ! --dst-type LOCAL -m comment --comment netd -j RETURN",
+        "-A NETD-DNAT -p tcp -m tcp --dport 8080 -m comment --comment netd -j DNAT --to-destination 10.89.0.2:80",
+        f"-A NETD-POSTROUTING -s 10.89.0.0/16 ! -o netd0 {c} -j MASQUERADE",
+        f"-A NETD-POSTROUTING -s 10.89.0.0/16 -o netd0 -m conntrack --ctstate DNAT {c} -j MASQUERADE",
+        f"-A NETD-POSTROUTING -s 127.0.0.0/8 -o netd0 -m conntrack --ctstate DNAT {c} -j MASQUERADE",
+        "-I PREROUTING 1 -m comment --comment netd -j NETD-DNAT",
+        "-I OUTPUT 1 -m comment --comment netd -j NETD-DNAT",
         "-I POSTROUTING 1 -m comment --comment netd -j NETD-POSTROUTING",
         "COMMIT",
         "*filter",
         ":NETD-FORWARD - [0:0]",
-        '-A NETD-FORWARD -i netd0 -m comment --comment "netd:default" -j ACCEPT',
-        '-A NETD-FORWARD -o netd0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "netd:default" -j ACCEPT',
+        f"-A NETD-FORWARD -i netd0 {c} -j ACCEPT",
+        f"-A NETD-FORWARD -o netd0 -m conntrack --ctstate DNAT {c} -j ACCEPT",
+        f"-A NETD-FORWARD -o netd0 -m conntrack --ctstate RELATED,ESTABLISHED {c} -j ACCEPT",
         "-I FORWARD 1 -m comment --comment netd -j NETD-FORWARD",
         "COMMIT",
     ]
 
 
 def test_iptables_restore_keeps_existing_jumps():
-    saved = "\n".join([
-        "-A POSTROUTING -m comment --comment netd -j NETD-POSTROUTING",
-        "-A FORWARD -m comment --comment netd -j NETD-FORWARD",
-    ])
-    batch = iptables.render_restore(NET, saved)
+    saved = "\n".join(iptables.jump_rule(builtin, chain) for _, builtin, chain in iptables.HOOKS)
+    batch = iptables.render_restore(BARE, saved)
     assert "-I " not in batch
-    assert batch.count("COMMIT") == 2
+    assert batch.count("COMMIT") == 3
+
+
+def test_iptables_host_ip_and_range():
+    assert iptables.dnat_rules(DNS) == [
+        f"-A NETD-DNAT -d 198.51.100.2/32 -p udp -m udp --dport {5353 + i} -m comment --comment netd "
+        f"-j DNAT --to-destination 10.89.0.3:{53 + i}" for i in range(2)
+    ]
 
 
 def test_iptables_rules_in_place_needs_every_rule_and_jump():
-    rules = [r for rs in iptables.render_rules(NET).values() for r in rs]
+    rs = Ruleset((NET,), (WEB,))
+    rules = [r for rs_ in iptables.render_rules(rs).values() for r in rs_]
     jumps = [iptables.jump_rule(b, c) for _, b, c in iptables.HOOKS]
-    assert iptables.rules_in_place(NET, "\n".join(rules + jumps))
-    assert not iptables.rules_in_place(NET, "\n".join(rules))
-    assert not iptables.rules_in_place(NET, "\n".join(rules[1:] + jumps))
+    assert iptables.rules_in_place(rs, "\n".join(rules + jumps))
+    assert not iptables.rules_in_place(rs, "\n".join(rules))
+    assert not iptables.rules_in_place(rs, "\n".join(rules[1:] + jumps))
+    assert not iptables.rules_in_place(Ruleset((NET,), (WEB, DNS)), "\n".join(rules + jumps))

@@ -4,8 +4,19 @@ from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
-from netd.errors import AlreadyAttached, BridgeFull, ContainerNotFound, EndpointNotFound, KernelError, PoolExhausted
-from netd.model import AttachRequest, NetworkConfig, host_ifname_for
+from netd.errors import (
+    AlreadyAttached,
+    AlreadyExists,
+    BridgeFull,
+    ContainerNotFound,
+    EndpointNotFound,
+    FailedPrecondition,
+    FirewallError,
+    KernelError,
+    PoolExhausted,
+)
+from netd.firewall import Forward
+from netd.model import AttachRequest, NetworkConfig, PortMapping, host_ifname_for
 from netd.service import Service
 from netd.store.memory import MemoryStore
 from tests.unit.fakes import FakeFirewall, FakeLinks, FakeNamespaces
@@ -210,7 +221,7 @@ def test_heal_reapplies_firewall_only_when_flushed():
     assert svc.heal() == 0
     svc.firewall.flushed = True
     assert svc.heal() == 1
-    assert svc.firewall.intact(svc.net)
+    assert svc.firewall.intact(svc.ruleset())
 
 
 def test_heal_recreates_a_deleted_bridge_and_reattaches_ports():
@@ -225,3 +236,56 @@ def test_static_address_is_used():
     svc = make()
     ep = svc.attach(AttachRequest("c1", pid=100, ip_address=IPv4Address("10.89.7.7")))
     assert str(ep.address) == "10.89.7.7/16"
+
+
+WEB = PortMapping(8080, 80)
+
+
+def test_published_ports_reach_the_firewall_with_the_container_address():
+    svc = make()
+    ep = svc.attach(AttachRequest("c1", pid=100, ports=(WEB,)))
+    assert svc.firewall.rules.forwards == (Forward(WEB, ep.address.ip),)
+    assert svc.links.port_flags[ep.host_ifname] == {"hairpin": True, "isolated": False}
+    svc.detach("c1")
+    assert svc.firewall.rules.forwards == ()
+
+
+def test_a_published_host_port_belongs_to_one_endpoint():
+    svc = make()
+    svc.attach(AttachRequest("c1", pid=100, ports=(WEB,)))
+    applied = svc.firewall.applied
+    clash = PortMapping(8080, 9000, host_ip=IPv4Address("198.51.100.2"))
+    with pytest.raises(AlreadyExists, match=r"ports\[0\].*8080/tcp is already published by container c1"):
+        svc.attach(AttachRequest("c2", pid=101, ports=(clash,)))
+    assert svc.store.get("c2") is None and svc.firewall.applied == applied
+    svc.attach(AttachRequest("c2", pid=101, ports=(PortMapping(8080, 80, "udp"),)))
+
+
+def test_firewall_failure_rolls_back_the_attach():
+    svc = make()
+    svc.firewall.fail = True
+    with pytest.raises(FirewallError):
+        svc.attach(AttachRequest("c1", pid=100, ports=(WEB,)))
+    assert svc.store.list() == [] and svc.links.veths == {}
+
+
+def test_container_death_unpublishes_its_ports():
+    svc = make()
+    ep = svc.attach(AttachRequest("c1", pid=100, ports=(WEB,)))
+    svc.links.veths.pop(ep.host_ifname)
+    assert svc.forget_if_gone(ep.host_ifname, ep.host_ifindex)
+    assert svc.firewall.rules.forwards == ()
+
+
+def test_no_icc_isolates_every_port():
+    svc = make()
+    svc.net = replace(svc.net, icc=False)
+    ep = svc.attach(AttachRequest("c1", pid=100))
+    assert svc.links.port_flags[ep.host_ifname] == {"hairpin": False, "isolated": True}
+
+
+def test_publishing_needs_a_firewall():
+    svc = make()
+    svc.firewall.name = "none"
+    with pytest.raises(FailedPrecondition, match="--firewall none"):
+        svc.attach(AttachRequest("c1", pid=100, ports=(WEB,)))

@@ -4,7 +4,7 @@ from ipaddress import IPv4Address, IPv4Interface
 import pytest
 
 from netd.errors import AddressInUse, AlreadyAttached
-from netd.model import Endpoint, NetnsId
+from netd.model import Endpoint, NetnsId, PortMapping
 from netd.store.memory import MemoryStore
 from netd.store.sqlite import SqliteStore
 
@@ -90,16 +90,20 @@ def test_sqlite_state_survives_reopen(tmp_path):
     second.close()
 
 
-def test_sqlite_adds_the_owner_column_to_an_older_database(tmp_path):
+def test_sqlite_adds_new_columns_to_an_older_database(tmp_path):
     import sqlite3
 
     from netd.store.sqlite import SCHEMA
 
     path = tmp_path / "netd.db"
     old = sqlite3.connect(path)
-    old.executescript(SCHEMA.replace("    owner        TEXT NOT NULL DEFAULT '',\n", ""))
+    old.executescript(SCHEMA.replace("    owner        TEXT NOT NULL DEFAULT '',\n", "")
+                      .replace("    ports        TEXT NOT NULL DEFAULT '[]',\n", ""))
     old.close()
     store = SqliteStore(path)
-    store.add(replace(endpoint(), owner="cni:netd"))
-    assert store.get("c1").owner == "cni:netd"
+    ports = (PortMapping(8080, 80), PortMapping(53, 5353, "udp", IPv4Address("127.0.0.1"), 2))
+    store.add(replace(endpoint(), owner="cni:netd", ports=ports))
+    store.close()
+    store = SqliteStore(path)
+    assert (store.get("c1").owner, store.get("c1").ports) == ("cni:netd", ports)
     store.close()

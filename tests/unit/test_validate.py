@@ -74,3 +74,36 @@ def test_unusable_addresses(addr, why):
 
 def test_static_address_is_parsed():
     assert attach(ip_address="10.89.3.4").ip_address == IPv4Address("10.89.3.4")
+
+
+def test_ports_default_to_tcp_and_every_host_address():
+    (m,) = attach(ports_=[("", "", 8080, 80, 0)]).ports
+    assert (m.protocol, m.host_ip, m.host_port, m.container_port, m.count) == ("tcp", None, 8080, 80, 1)
+    (m,) = attach(ports_=[("UDP", "0.0.0.0", 53, 53, 3)]).ports
+    assert (m.protocol, m.host_ip, m.count, str(m)) == ("udp", None, 3, "0.0.0.0:53-55->53-55/udp")
+
+
+@pytest.mark.parametrize("item, field", [
+    (("sctp", "", 80, 80, 0), "ports[0].protocol"),
+    (("tcp", "", 0, 80, 0), "ports[0].host_port"),
+    (("tcp", "", 80, 70000, 0), "ports[0].container_port"),
+    (("tcp", "", 65535, 80, 2), "ports[0].range"),
+    (("tcp", "nope", 80, 80, 0), "ports[0].host_ip"),
+    (("tcp", "224.0.0.1", 80, 80, 0), "ports[0].host_ip"),
+])
+def test_bad_ports_name_the_field(item, field):
+    with pytest.raises(InvalidArgument, match=field.replace("[", r"\[").replace("]", r"\]")):
+        attach(ports_=[item])
+
+
+def test_overlapping_ports_in_one_request_are_refused():
+    with pytest.raises(InvalidArgument, match=r"ports\[1\].*overlaps"):
+        attach(ports_=[("tcp", "", 8000, 80, 10), ("tcp", "10.0.0.1", 8005, 90, 0)])
+    # other protocol, or other host addresses, do not overlap
+    assert len(attach(ports_=[("tcp", "", 8000, 80, 0), ("udp", "", 8000, 80, 0)]).ports) == 2
+    assert len(attach(ports_=[("tcp", "10.0.0.1", 80, 80, 0), ("tcp", "10.0.0.2", 80, 80, 0)]).ports) == 2
+
+
+def test_too_many_published_ports():
+    with pytest.raises(InvalidArgument, match="more than 1024"):
+        attach(ports_=[("tcp", "", 1000, 1000, 1000), ("udp", "", 1000, 1000, 25)])

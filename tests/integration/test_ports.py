@@ -1,0 +1,152 @@
+"""Published ports, with both firewall drivers: reached from outside, from the
+host (its address and 127.0.0.1) and from containers (hairpin); conflicts;
+detach leaves no rule; --no-icc; UDP flows follow a replaced container."""
+
+import subprocess
+import sys
+
+import grpc
+import pytest
+
+from netd.v1 import netd_pb2 as pb
+from tests.integration.conftest import Client
+from tests.sandbox import HOST_UPLINK_ADDR, OUTSIDE_ADDR, peer_seen_via, serve_in, tcp_peer_seen, wait_for
+
+DRIVERS = ["nftables", "iptables"]
+HOST_PORT = 18080
+# Answers every datagram with this server's name.
+UDP_SERVER = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 5353))
+while True:
+    _, peer = s.recvfrom(64); s.sendto(sys.argv[1].encode(), peer)
+"""
+# One socket (so one conntrack entry) sending about ten datagrams a second;
+# prints each answer, or "-" when none came.
+UDP_CLIENT = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.1)
+while True:
+    s.sendto(b"?", (sys.argv[1], int(sys.argv[2])))
+    try:
+        print(s.recv(64).decode(), flush=True)
+    except OSError:
+        print("-", flush=True)
+    time.sleep(0.05)
+"""
+
+
+def ip_of(endpoint):
+    return endpoint.ip_address.split("/")[0]
+
+
+def ruleset(sandbox, driver):
+    if driver == "nftables":
+        return sandbox.in_host("nft", "list", "table", "inet", "netd").stdout
+    return "\n".join(line for line in sandbox.in_host("iptables-save").stdout.splitlines()
+                     if "NETD" in line and not line.startswith(":"))
+
+
+@pytest.fixture(params=DRIVERS)
+def driver(request, sandbox):
+    sandbox.start_netd("--firewall", request.param)
+    return request.param
+
+
+def web(sandbox, client, name, **fields):
+    """A container serving echo-peer on 8080, attached with the given fields."""
+    c = sandbox.container()
+    endpoint = client.attach(name, pid=c.pid, **fields)
+    serve_in(sandbox, c)
+    return c, endpoint
+
+
+def test_tcp_port_reached_from_outside_host_localhost_and_containers(sandbox, driver):
+    client = Client(sandbox.socket)
+    published = pb.PortMapping(host_port=HOST_PORT, container_port=8080)
+    server, ep = web(sandbox, client, "web", ports=[published])
+    other = sandbox.container()
+    gateway = client.attach("other", pid=other.pid).gateway
+    outside = ["ip", "netns", "exec", sandbox.outside]
+    host = ["ip", "netns", "exec", sandbox.host]
+
+    assert peer_seen_via(outside, HOST_UPLINK_ADDR, HOST_PORT) == OUTSIDE_ADDR
+    assert peer_seen_via(host, HOST_UPLINK_ADDR, HOST_PORT) == HOST_UPLINK_ADDR
+    # 127.0.0.1 leaves through the bridge from the gateway (route_localnet + masquerade)
+    assert peer_seen_via(host, "127.0.0.1", HOST_PORT) == gateway
+    # hairpin: another container, and the publishing container itself, through the host address
+    assert tcp_peer_seen(other, HOST_UPLINK_ADDR, HOST_PORT) == gateway
+    assert tcp_peer_seen(server, HOST_UPLINK_ADDR, HOST_PORT) == gateway
+    listed = {e.container_id: list(e.ports) for e in client.list()}
+    assert listed == {"web": [pb.PortMapping(protocol="tcp", host_port=HOST_PORT, container_port=8080, range=1)],
+                      "other": []}
+    # the container still cannot reach the host's own loopback services
+    assert tcp_peer_seen(other, "127.0.0.1", HOST_PORT) == ""
+
+
+def test_host_ip_limits_the_port_to_that_address(sandbox, driver):
+    client = Client(sandbox.socket)
+    web(sandbox, client, "web", ports=[pb.PortMapping(host_ip="127.0.0.1", host_port=HOST_PORT, container_port=8080)])
+    host = ["ip", "netns", "exec", sandbox.host]
+    assert peer_seen_via(host, "127.0.0.1", HOST_PORT) != ""
+    assert peer_seen_via(["ip", "netns", "exec", sandbox.outside], HOST_UPLINK_ADDR, HOST_PORT) == ""
+
+
+def test_conflicting_publish_is_refused_and_detach_removes_exactly_its_rules(sandbox, driver):
+    client = Client(sandbox.socket)
+    before = ruleset(sandbox, driver)
+    web(sandbox, client, "first", ports=[pb.PortMapping(host_port=HOST_PORT, container_port=8080)])
+    with_first = ruleset(sandbox, driver)
+    second = sandbox.container()
+    code, details = client.code_of(client.attach, "second", pid=second.pid,
+                                   ports=[pb.PortMapping(host_port=HOST_PORT - 5, container_port=80, range=10)])
+    assert code == grpc.StatusCode.ALREADY_EXISTS
+    assert f"{HOST_PORT}/tcp" in details and "first" in details
+    assert ruleset(sandbox, driver) == with_first
+    assert [e.container_id for e in client.list()] == ["first"]
+    # the same port over UDP is another port
+    client.attach("second", pid=second.pid, ports=[pb.PortMapping(protocol="udp", host_port=HOST_PORT,
+                                                                  container_port=80)])
+    client.detach("second")
+    assert ruleset(sandbox, driver) == with_first
+    client.detach("first")
+    assert ruleset(sandbox, driver) == before
+
+
+def test_udp_client_follows_a_replaced_container(sandbox, driver):
+    client = Client(sandbox.socket)
+    udp = pb.PortMapping(protocol="udp", host_port=15353, container_port=5353)
+
+    def udp_container(name):
+        c = sandbox.container()
+        client.attach(name, pid=c.pid, ports=[udp])
+        sandbox.procs.append(subprocess.Popen(["nsenter", f"--net={c.netns}", sys.executable, "-c", UDP_SERVER, name]))
+        return c
+
+    old = udp_container("old")
+    steady = subprocess.Popen(["ip", "netns", "exec", sandbox.outside, sys.executable, "-c", UDP_CLIENT,
+                               HOST_UPLINK_ADDR, "15353"], stdout=subprocess.PIPE, text=True)
+    sandbox.procs.append(steady)
+    answers = iter(steady.stdout)
+    wait_for(lambda: next(answers).strip() == "old", "the old container answering", timeout=15)
+    client.detach("old")
+    old.kill()
+    udp_container("new")
+    wait_for(lambda: next(answers).strip() == "new", "the new container answering the same client", timeout=15)
+
+
+def test_no_icc_blocks_containers_from_each_other_but_not_the_outside(sandbox):
+    for driver in DRIVERS:
+        sandbox.start_netd("--firewall", driver, "--no-icc")
+        client = Client(sandbox.socket)
+        a, b = sandbox.container(), sandbox.container()
+        ea, eb = client.attach("a", pid=a.pid), client.attach("b", pid=b.pid)
+        serve_in(sandbox, b)
+        assert a.run("ping", "-c1", "-W1", ip_of(eb), check=False).returncode != 0, driver
+        assert b.run("ping", "-c1", "-W1", ip_of(ea), check=False).returncode != 0, driver
+        assert tcp_peer_seen(a, ip_of(eb)) == "", driver
+        assert tcp_peer_seen(a, OUTSIDE_ADDR) == HOST_UPLINK_ADDR, driver
+        assert a.run("ping", "-c1", "-W2", ea.gateway, check=False).returncode == 0, driver
+        client.detach("a")
+        client.detach("b")
+        sandbox.stop_netd()
