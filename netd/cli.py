@@ -21,8 +21,10 @@ from netd.v1 import netd_pb2 as pb
 from netd.v1 import netd_pb2_grpc as pb_grpc
 
 TIMEOUT = 30.0
-COLUMNS = ("container_id", "ip_address", "ifname", "host_ifname", "mac_address", "pid", "netns_path", "ports",
-           "created_at")
+COLUMNS = ("container_id", "network", "ip_address", "ip6_address", "ifname", "host_ifname", "mac_address", "pid",
+           "netns_path", "ports", "created_at")
+NETWORK_COLUMNS = ("name", "bridge", "subnet", "gateway", "subnet6", "gateway6", "mtu", "icc", "endpoints",
+                   "addresses_used", "addresses_free")
 
 
 def parse_publish(text: str) -> pb.PortMapping:
@@ -71,8 +73,10 @@ def parser() -> argparse.ArgumentParser:
                    help="netd's socket (default $NETD_SOCKET or %(default)s)")
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    network = argparse.ArgumentParser(add_help=False)
+    network.add_argument("-n", "--network", default="", help="netd network (default: the default one)")
     sub = p.add_subparsers(dest="command", required=True)
-    attach = sub.add_parser("attach", parents=[output], help="attach a container")
+    attach = sub.add_parser("attach", parents=[output, network], help="attach a container")
     attach.add_argument("container_id")
     where = attach.add_mutually_exclusive_group(required=True)
     where.add_argument("--pid", type=int, default=0)
@@ -82,15 +86,18 @@ def parser() -> argparse.ArgumentParser:
     attach.add_argument("-p", "--publish", type=publish_arg, action="append", default=[],
                         metavar="[HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]",
                         help="publish a port (or a FIRST-LAST range) on the host; repeatable")
-    detach = sub.add_parser("detach", parents=[output], help="detach a container")
+    detach = sub.add_parser("detach", parents=[output, network],
+                            help="detach a container (from every network unless --network)")
     detach.add_argument("container_id")
-    ls = sub.add_parser("ls", parents=[output], help="list endpoints")
+    ls = sub.add_parser("ls", parents=[output, network], help="list endpoints")
     ls.add_argument("--watch", type=float, nargs="?", const=2.0, default=0, metavar="SECONDS",
                     help="redraw every SECONDS (default 2) until interrupted")
-    inspect = sub.add_parser("inspect", parents=[output], help="one endpoint and what the kernel shows now")
+    inspect = sub.add_parser("inspect", parents=[output, network], help="one endpoint and what the kernel shows now")
     inspect.add_argument("container_id")
-    check = sub.add_parser("check", parents=[output], help="does the kernel still match the record? (exit 1 if not)")
+    check = sub.add_parser("check", parents=[output, network],
+                           help="does the kernel still match the record? (exit 1 if not)")
     check.add_argument("container_id")
+    sub.add_parser("networks", parents=[output], help="list networks: bridge, subnets, MTU, addresses used/free")
     sub.add_parser("status", parents=[output], help="is netd serving?")
     hook = sub.add_parser("oci-hook", help="OCI runtime hook: reads the container state JSON on stdin")
     hook.add_argument("action", choices=["attach", "detach"],
@@ -106,9 +113,11 @@ def to_dict(message: object) -> dict:
     )
 
 
-def table(rows: list[dict]) -> str:
-    header = [c.upper() for c in COLUMNS]
-    cells = [[", ".join(map(show_port, r.get(c, []))) if c == "ports" else str(r.get(c, "")) for c in COLUMNS]
+def table(rows: list[dict], columns: tuple[str, ...] = COLUMNS) -> str:
+    # IPv6 columns only when some network is dual stack
+    columns = tuple(c for c in columns if "6" not in c or any(r.get(c) for r in rows))
+    header = [c.upper() for c in columns]
+    cells = [[", ".join(map(show_port, r.get(c, []))) if c == "ports" else str(r.get(c, "")) for c in columns]
              for r in rows]
     widths = [max(len(x) for x in column) for column in zip(header, *cells)]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in [header, *cells])
@@ -138,7 +147,8 @@ def describe(data: dict) -> str:
 def oci_hook(action: str, stub: pb_grpc.NetdStub) -> None:
     """runc/crun hand hooks the container state: id, pid, bundle, annotations.
     Annotations netd.ifname and netd.ip choose the interface name and a static
-    address; netd.ports publishes ports (comma-separated, `--publish` syntax)."""
+    address; netd.ports publishes ports (comma-separated, `--publish` syntax);
+    netd.network picks the network."""
     try:
         state = json.load(sys.stdin)
         container_id, annotations = state["id"], state.get("annotations") or {}
@@ -148,8 +158,8 @@ def oci_hook(action: str, stub: pb_grpc.NetdStub) -> None:
     if action == "attach":
         stub.AttachContainer(pb.AttachContainerRequest(
             container_id=container_id, pid=int(state.get("pid") or 0), owner="oci-hook",
-            ifname=annotations.get("netd.ifname", ""), ip_address=annotations.get("netd.ip", ""), ports=ports),
-            timeout=TIMEOUT)
+            ifname=annotations.get("netd.ifname", ""), ip_address=annotations.get("netd.ip", ""), ports=ports,
+            network=annotations.get("netd.network", "")), timeout=TIMEOUT)
     else:
         stub.DetachContainer(pb.DetachContainerRequest(container_id=container_id), timeout=TIMEOUT)
 
@@ -162,7 +172,8 @@ def status(args: argparse.Namespace, channel: grpc.Channel, stub: pb_grpc.NetdSt
     lines = [f"{data['status']} on {args.socket}",
              f"version {data['version']}, up {data['uptime_seconds']:.0f}s, firewall {data['firewall_driver']}"]
     for n in data["networks"]:
-        lines.append(f"network {n['name']}: bridge {n['bridge']}, subnet {n['subnet']}, gateway {n['gateway']}, "
+        v6 = f", subnet6 {n['subnet6']}" if n["subnet6"] else ""
+        lines.append(f"network {n['name']}: bridge {n['bridge']}, subnet {n['subnet']}{v6}, gateway {n['gateway']}, "
                      f"mtu {n['mtu']}, {n['endpoints']} endpoints, {n['addresses_used']} addresses used, "
                      f"{n['addresses_free']} free")
     emit(args, data, "\n".join(lines))
@@ -174,15 +185,18 @@ def run(args: argparse.Namespace, channel: grpc.Channel) -> int:
     if args.command == "attach":
         reply = stub.AttachContainer(pb.AttachContainerRequest(
             container_id=args.container_id, pid=args.pid, netns_path=args.netns,
-            ifname=args.ifname, ip_address=args.ip, owner="netctl", ports=args.publish), timeout=TIMEOUT)
+            ifname=args.ifname, ip_address=args.ip, owner="netctl", ports=args.publish, network=args.network),
+            timeout=TIMEOUT)
         endpoint = to_dict(reply.endpoint)
         emit(args, endpoint, table([endpoint]))
     elif args.command == "detach":
-        reply = stub.DetachContainer(pb.DetachContainerRequest(container_id=args.container_id), timeout=TIMEOUT)
+        reply = stub.DetachContainer(pb.DetachContainerRequest(container_id=args.container_id, network=args.network),
+                                     timeout=TIMEOUT)
         emit(args, to_dict(reply), f"{args.container_id}: {'detached' if reply.detached else 'was not attached'}")
     elif args.command == "ls":
         while True:
-            endpoints = [to_dict(e) for e in stub.ListEndpoints(pb.ListEndpointsRequest(), timeout=TIMEOUT).endpoints]
+            listed = stub.ListEndpoints(pb.ListEndpointsRequest(network=args.network), timeout=TIMEOUT).endpoints
+            endpoints = [to_dict(e) for e in listed]
             if args.watch and args.output == "table" and sys.stdout.isatty():
                 print("\033[H\033[2J", end="")
             emit(args, endpoints, table(endpoints))
@@ -191,12 +205,17 @@ def run(args: argparse.Namespace, channel: grpc.Channel) -> int:
             sys.stdout.flush()
             time.sleep(args.watch)
     elif args.command == "inspect":
-        data = to_dict(stub.InspectEndpoint(pb.InspectEndpointRequest(container_id=args.container_id), timeout=TIMEOUT))
+        data = to_dict(stub.InspectEndpoint(
+            pb.InspectEndpointRequest(container_id=args.container_id, network=args.network), timeout=TIMEOUT))
         emit(args, data, describe(data))
     elif args.command == "check":
-        reply = stub.CheckEndpoint(pb.CheckEndpointRequest(container_id=args.container_id), timeout=TIMEOUT)
+        reply = stub.CheckEndpoint(pb.CheckEndpointRequest(container_id=args.container_id, network=args.network),
+                                   timeout=TIMEOUT)
         emit(args, to_dict(reply), "ok" if reply.ok else "\n".join(reply.problems))
         return 0 if reply.ok else 1
+    elif args.command == "networks":
+        networks = [to_dict(n) for n in stub.ListNetworks(pb.ListNetworksRequest(), timeout=TIMEOUT).networks]
+        emit(args, networks, table(networks, NETWORK_COLUMNS))
     elif args.command == "status":
         return status(args, channel, stub)
     elif args.command == "oci-hook":

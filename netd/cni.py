@@ -6,6 +6,7 @@ result or error JSON on stdout. The config names netd's socket:
 
     {"cniVersion": "1.0.0", "name": "netd", "type": "netd-cni", "socket": "/run/netd/netd.sock"}
 
+`"network": "NAME"` picks one of netd's networks (default: the default one).
 A static address can come in CNI_ARGS as IP=10.89.0.9. With
 `"capabilities": {"portMappings": true}` in the config, the runtime's
 `runtimeConfig.portMappings` (e.g. Podman's `-p`) are published by netd.
@@ -55,15 +56,20 @@ def require(name: str) -> str:
 
 
 def add_result(version: str, endpoint: pb.Endpoint, netns: str) -> dict:
-    ip = {"address": endpoint.ip_address, "gateway": endpoint.gateway, "interface": 1}
+    ips = [{"address": endpoint.ip_address, "gateway": endpoint.gateway, "interface": 1}]
+    routes = [{"dst": "0.0.0.0/0", "gw": endpoint.gateway}]
+    if endpoint.ip6_address:
+        ips.append({"address": endpoint.ip6_address, "gateway": endpoint.gateway6, "interface": 1})
+        routes.append({"dst": "::/0", "gw": endpoint.gateway6})
     if version == "0.4.0":
-        ip["version"] = "4"
+        for ip in ips:
+            ip["version"] = "6" if ":" in ip["address"] else "4"
     return {
         "cniVersion": version,
         "interfaces": [{"name": endpoint.host_ifname},
                        {"name": endpoint.ifname, "mac": endpoint.mac_address, "sandbox": netns}],
-        "ips": [ip],
-        "routes": [{"dst": "0.0.0.0/0", "gw": endpoint.gateway}],
+        "ips": ips,
+        "routes": routes,
         "dns": {},
     }
 
@@ -86,28 +92,31 @@ def owner_of(conf: dict) -> str:
 
 def run(command: str, conf: dict, channel: grpc.Channel) -> dict | None:
     stub = pb_grpc.NetdStub(channel)
-    version = conf["cniVersion"]
+    version, network = conf["cniVersion"], conf.get("network", "")
     if command == "ADD":
         netns, ifname = require("CNI_NETNS"), require("CNI_IFNAME")
         reply = stub.AttachContainer(pb.AttachContainerRequest(
             container_id=require("CNI_CONTAINERID"), netns_path=netns, ifname=ifname, owner=owner_of(conf),
-            ip_address=cni_args(os.environ.get("CNI_ARGS", "")).get("IP", ""), ports=port_mappings(conf)),
-            timeout=TIMEOUT)
+            ip_address=cni_args(os.environ.get("CNI_ARGS", "")).get("IP", ""), ports=port_mappings(conf),
+            network=network), timeout=TIMEOUT)
         return add_result(version, reply.endpoint, netns)
     if command == "DEL":  # idempotent, and needs no netns (the container may be long gone)
-        stub.DetachContainer(pb.DetachContainerRequest(container_id=require("CNI_CONTAINERID")), timeout=TIMEOUT)
+        stub.DetachContainer(pb.DetachContainerRequest(container_id=require("CNI_CONTAINERID"), network=network),
+                             timeout=TIMEOUT)
         return None
     if command == "CHECK":
-        reply = stub.CheckEndpoint(pb.CheckEndpointRequest(container_id=require("CNI_CONTAINERID")), timeout=TIMEOUT)
+        reply = stub.CheckEndpoint(pb.CheckEndpointRequest(container_id=require("CNI_CONTAINERID"), network=network),
+                                   timeout=TIMEOUT)
         if not reply.ok:
             raise CniError(CHECK_FAILED, "the kernel no longer matches netd's record", "; ".join(reply.problems))
         return None
     if command == "GC":
         valid = {a.get("containerID") for a in conf.get("cni.dev/valid-attachments") or []}
-        listed = stub.ListEndpoints(pb.ListEndpointsRequest(), timeout=TIMEOUT).endpoints
+        listed = stub.ListEndpoints(pb.ListEndpointsRequest(network=network), timeout=TIMEOUT).endpoints
         for endpoint in listed:
             if endpoint.owner == owner_of(conf) and endpoint.container_id not in valid:
-                stub.DetachContainer(pb.DetachContainerRequest(container_id=endpoint.container_id), timeout=TIMEOUT)
+                stub.DetachContainer(pb.DetachContainerRequest(container_id=endpoint.container_id,
+                                                               network=endpoint.network), timeout=TIMEOUT)
         return None
     if command == "STATUS":
         health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT)
@@ -137,6 +146,8 @@ def main() -> int:
             raise CniError(INCOMPATIBLE_VERSION, f"cniVersion {version} is not supported", ", ".join(SUPPORTED))
         if not isinstance(conf.get("socket", ""), str):
             raise CniError(INVALID_CONFIG, "socket must be a path")
+        if not isinstance(conf.get("network", ""), str):
+            raise CniError(INVALID_CONFIG, "network must be the name of a netd network")
         conf["cniVersion"] = version
         socket_path = conf.get("socket") or os.environ.get("NETD_SOCKET", DEFAULT_SOCKET)
         with grpc.insecure_channel(f"unix:{socket_path}") as channel:

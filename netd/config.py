@@ -1,20 +1,49 @@
-"""Command-line flags → a validated daemon configuration and NetworkConfig."""
+"""Flags and the config file → a validated DaemonConfig with its networks.
+
+Precedence: a flag given on the command line, then the config file
+(`--config`, TOML), then the defaults. With no file there is one network,
+"default", described by the network flags; with a file the networks are
+exactly its `[[networks]]`, and the network flags override the one named
+"default".
+"""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
-from ipaddress import IPv4Network
+import re
+import tomllib
+from dataclasses import dataclass, replace
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from pathlib import Path
+from typing import Any
 
 from netd import validate
 from netd.errors import InvalidArgument
-from netd.model import NetworkConfig
+from netd.model import DEFAULT_NETWORK, NetworkConfig
 
 DEFAULT_SOCKET = "/run/netd/netd.sock"
 DEFAULT_STATE_DIR = "/var/lib/netd"
 DEFAULT_BRIDGE = "netd0"
 DEFAULT_SUBNET = "10.89.0.0/16"
+NETWORK_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
+
+# Global settings: key → (default, type). The same names as the flags, with _.
+GLOBALS: dict[str, tuple[Any, type]] = {
+    "socket": (DEFAULT_SOCKET, str),
+    "state_dir": (DEFAULT_STATE_DIR, str),
+    "firewall": ("auto", str),
+    "firewall_check_interval": (2.0, float),
+    "socket_group": ("", str),
+    "metrics_address": ("", str),
+    "log_format": ("", str),
+}
+# Per-network keys: key → type. (name and subnet are required.)
+NETWORK_KEYS: dict[str, type] = {
+    "name": str, "bridge": str, "subnet": str, "subnet6": str, "gateway": str, "mtu": int,
+    "icc": bool, "masquerade": bool, "masquerade6": bool,
+}
+# Flags that describe the default network → its key.
+NETWORK_FLAGS = {"bridge": "bridge", "subnet": "subnet", "subnet6": "subnet6", "mtu": "mtu", "icc": "icc"}
 
 
 @dataclass(frozen=True)
@@ -25,77 +54,184 @@ class DaemonConfig:
     firewall: str
     socket_group: str
     firewall_check_interval: float
-    bridge: str
-    subnet: IPv4Network
-    mtu: int  # 0: take the uplink's
-    icc: bool
     metrics_address: str  # "" = no metrics endpoint
+    networks: tuple[NetworkConfig, ...]  # mtu 0: take the uplink's
 
 
 def parser() -> argparse.ArgumentParser:
+    # Defaults are None so that a flag given can be told from one left out.
     p = argparse.ArgumentParser(prog="netd", description="Container networking daemon.")
-    p.add_argument("--socket", default=DEFAULT_SOCKET, help="gRPC Unix socket (default %(default)s)")
-    p.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="state directory (default %(default)s)")
-    p.add_argument("--bridge", default=DEFAULT_BRIDGE, help="bridge name (default %(default)s)")
-    p.add_argument("--subnet", default=DEFAULT_SUBNET, help="IPv4 subnet (default %(default)s)")
-    p.add_argument("--mtu", type=int, default=0, help="MTU of bridge and veths (default: the uplink's)")
-    p.add_argument("--no-icc", dest="icc", action="store_false",
+    p.add_argument("--config", metavar="FILE", help="TOML config file: settings and [[networks]]")
+    p.add_argument("--socket", help=f"gRPC Unix socket (default {DEFAULT_SOCKET})")
+    p.add_argument("--state-dir", help=f"state directory (default {DEFAULT_STATE_DIR})")
+    p.add_argument("--bridge", help=f"bridge of the default network (default {DEFAULT_BRIDGE})")
+    p.add_argument("--subnet", help=f"IPv4 subnet of the default network (default {DEFAULT_SUBNET})")
+    p.add_argument("--subnet6", help="IPv6 subnet of the default network: dual stack (default: IPv4 only)")
+    p.add_argument("--mtu", type=int, help="MTU of bridge and veths (default: the uplink's)")
+    p.add_argument("--no-icc", dest="icc", action="store_false", default=None,
                    help="block traffic between containers on the bridge (published ports still work)")
-    p.add_argument("--firewall", default="auto", choices=["auto", "nftables", "iptables", "none"],
-                   help="firewall driver (default %(default)s: nftables if installed)")
-    p.add_argument("--firewall-check-interval", type=float, default=2.0, metavar="SECONDS",
-                   help="how often netd checks that its firewall rules are still in place")
-    p.add_argument("--socket-group", default="", help="group owning the socket (default root)")
-    p.add_argument("--metrics-address", default="", metavar="HOST:PORT",
-                   help="serve Prometheus metrics here (default: off)")
-    p.add_argument("--log-format", choices=["json", "console"], default=None,
+    p.add_argument("--firewall", choices=["auto", "nftables", "iptables", "none"],
+                   help="firewall driver (default auto: nftables if installed)")
+    p.add_argument("--firewall-check-interval", type=float, metavar="SECONDS",
+                   help="how often netd checks that its firewall rules are still in place (default 2)")
+    p.add_argument("--socket-group", help="group owning the socket (default root)")
+    p.add_argument("--metrics-address", metavar="HOST:PORT", help="serve Prometheus metrics here (default: off)")
+    p.add_argument("--log-format", choices=["json", "console"],
                    help="default: console on a terminal, JSON lines otherwise")
     return p
 
 
-def parse_subnet(text: str) -> IPv4Network:
+def _typed(where: str, value: Any, kind: type) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InvalidArgument(f"{where} must be {kind.__name__}, not {type(value).__name__}")
+    return value
+
+
+def load_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise InvalidArgument(f"--config {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise InvalidArgument(f"--config {path}: not valid TOML: {e}") from None
+
+
+def parse_network(where: str, raw: Any) -> NetworkConfig:
+    """One [[networks]] table (or the flags' default network) → NetworkConfig."""
+    if not isinstance(raw, dict):
+        raise InvalidArgument(f"{where} must be a table")
+    for key in raw:
+        if key not in NETWORK_KEYS:
+            raise InvalidArgument(f"{where}.{key} is not a network setting ({', '.join(NETWORK_KEYS)})")
+    net = {key: _typed(f"{where}.{key}", value, NETWORK_KEYS[key]) for key, value in raw.items()}
+    for key in ("name", "subnet"):
+        if key not in net:
+            raise InvalidArgument(f"{where}.{key} is required")
+    name = net["name"]
+    if not NETWORK_NAME_RE.match(name):
+        raise InvalidArgument(f"{where}.name {name!r} must be 1-32 of a-z 0-9 _ . - starting with a letter or digit")
+    bridge = net.get("bridge", DEFAULT_BRIDGE if name == DEFAULT_NETWORK else f"netd-{name}"[:15])
+    try:
+        validate.ifname(bridge)
+    except InvalidArgument as e:
+        raise InvalidArgument(f"{where}.bridge: {e}") from None
+    subnet = _subnet(f"{where}.subnet", net["subnet"])
+    gateway = _gateway(f"{where}.gateway", net.get("gateway"), subnet)
+    subnet6 = _subnet6(f"{where}.subnet6", net["subnet6"], subnet) if net.get("subnet6") else None
+    mtu = net.get("mtu", 0)
+    if mtu and not (1280 if subnet6 else 576) <= mtu <= 65535:
+        raise InvalidArgument(f"{where}.mtu {mtu} is out of range {1280 if subnet6 else 576}..65535")
+    return NetworkConfig(
+        name=name, bridge=bridge, subnet=subnet, gateway=gateway, mtu=mtu, icc=net.get("icc", True),
+        masquerade=net.get("masquerade", True), subnet6=subnet6, masquerade6=net.get("masquerade6", False),
+    )
+
+
+def _subnet(where: str, text: str) -> IPv4Network:
     try:
         subnet = IPv4Network(text)
     except ValueError as e:
-        raise InvalidArgument(f"--subnet {text!r} is not an IPv4 network: {e}") from None
+        raise InvalidArgument(f"{where} {text!r} is not an IPv4 network: {e}") from None
     if subnet.prefixlen > 30:
-        raise InvalidArgument(f"--subnet {subnet} is too small: use a /30 or larger")
+        raise InvalidArgument(f"{where} {subnet} is too small: use a /30 or larger")
     return subnet
+
+
+def _gateway(where: str, text: str | None, subnet: IPv4Network) -> IPv4Address:
+    if text is None:
+        return next(subnet.hosts())
+    try:
+        gateway = IPv4Address(text)
+    except ValueError:
+        raise InvalidArgument(f"{where} {text!r} is not an IPv4 address") from None
+    if gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address):
+        raise InvalidArgument(f"{where} {gateway} is not a host address of {subnet}")
+    return gateway
+
+
+def _subnet6(where: str, text: str, subnet: IPv4Network) -> IPv6Network:
+    try:
+        subnet6 = IPv6Network(text)
+    except ValueError as e:
+        raise InvalidArgument(f"{where} {text!r} is not an IPv6 network: {e}") from None
+    if subnet6.num_addresses < subnet.num_addresses:
+        # each container's IPv6 address mirrors its IPv4 offset in the subnet
+        raise InvalidArgument(f"{where} {subnet6} is smaller than the IPv4 subnet {subnet}")
+    return subnet6
+
+
+def check_networks(networks: list[NetworkConfig], where: str) -> None:
+    """Names and bridges unique, subnets disjoint."""
+    for i, a in enumerate(networks):
+        for b in networks[:i]:
+            clash = ("name" if a.name == b.name else "bridge" if a.bridge == b.bridge
+                     else "subnet" if a.subnet.overlaps(b.subnet)
+                     else "subnet6" if a.subnet6 and b.subnet6 and a.subnet6.overlaps(b.subnet6) else "")
+            if clash:
+                raise InvalidArgument(f"{where}[{i}].{clash}: network {a.name} clashes with network {b.name}")
+
+
+def _flag_network(given: dict[str, Any], base: dict[str, Any]) -> NetworkConfig:
+    """The default network from the flags (over `base`), errors naming the flag."""
+    try:
+        return parse_network("default network", {**base, **given})
+    except InvalidArgument as e:
+        key = next((k for k in given if f".{k}" in str(e)), None)
+        raise InvalidArgument(str(e).replace(f"default network.{key}", f"--{key}") if key else str(e)) from None
 
 
 def from_args(argv: list[str] | None, *, isatty: bool = False) -> DaemonConfig:
     args = parser().parse_args(argv)
-    try:
-        validate.ifname(args.bridge)
-    except InvalidArgument as e:
-        raise InvalidArgument(f"--bridge: {e}") from None
-    if args.mtu and not 576 <= args.mtu <= 65535:
-        raise InvalidArgument(f"--mtu {args.mtu} is out of range 576..65535")
-    if args.metrics_address and not args.metrics_address.rpartition(":")[2].isdigit():
-        raise InvalidArgument(f"--metrics-address {args.metrics_address!r} must be HOST:PORT")
-    if args.firewall_check_interval <= 0:
-        raise InvalidArgument("--firewall-check-interval must be positive")
+    file = load_file(args.config) if args.config else {}
+    where = f"config {args.config}"
+    for key in file:
+        if key not in GLOBALS and key != "networks":
+            raise InvalidArgument(f"{where}: {key} is not a setting ({', '.join([*GLOBALS, 'networks'])})")
+    settings = {}
+    for key, (default, kind) in GLOBALS.items():
+        flag = getattr(args, key)
+        settings[key] = flag if flag is not None else _typed(f"{where}: {key}", file.get(key, default), kind)
+
+    given = {key: getattr(args, flag) for flag, key in NETWORK_FLAGS.items() if getattr(args, flag) is not None}
+    raw_networks = file.get("networks")
+    if raw_networks is None:
+        networks = [_flag_network(given, {"name": DEFAULT_NETWORK, "subnet": DEFAULT_SUBNET})]
+    else:
+        if not isinstance(raw_networks, list) or not raw_networks:
+            raise InvalidArgument(f"{where}: networks must be a non-empty list of [[networks]] tables")
+        networks = [parse_network(f"{where}: networks[{i}]", raw) for i, raw in enumerate(raw_networks)]
+        if given:
+            names = [n.name for n in networks]
+            if DEFAULT_NETWORK not in names:
+                flag = next(iter(given))
+                raise InvalidArgument(f"--{flag} applies to network {DEFAULT_NETWORK!r}, which {where} does not define")
+            i = names.index(DEFAULT_NETWORK)
+            networks[i] = _flag_network(given, raw_networks[i])
+    check_networks(networks, f"{where}: networks")
+
+    if settings["metrics_address"] and not settings["metrics_address"].rpartition(":")[2].isdigit():
+        raise InvalidArgument(f"metrics_address {settings['metrics_address']!r} must be HOST:PORT")
+    if settings["firewall_check_interval"] <= 0:
+        raise InvalidArgument("firewall_check_interval must be positive")
+    if settings["firewall"] not in ("auto", "nftables", "iptables", "none"):
+        raise InvalidArgument(f"{where}: firewall {settings['firewall']!r} is not auto, nftables, iptables or none")
+    if settings["log_format"] not in ("", "json", "console"):
+        raise InvalidArgument(f"{where}: log_format {settings['log_format']!r} is not json or console")
     return DaemonConfig(
-        socket=Path(args.socket),
-        state_dir=Path(args.state_dir),
-        log_format=args.log_format or ("console" if isatty else "json"),
-        firewall=args.firewall,
-        socket_group=args.socket_group,
-        firewall_check_interval=args.firewall_check_interval,
-        bridge=args.bridge,
-        subnet=parse_subnet(args.subnet),
-        mtu=args.mtu,
-        icc=args.icc,
-        metrics_address=args.metrics_address,
+        socket=Path(settings["socket"]),
+        state_dir=Path(settings["state_dir"]),
+        log_format=settings["log_format"] or ("console" if isatty else "json"),
+        firewall=settings["firewall"],
+        socket_group=settings["socket_group"],
+        firewall_check_interval=settings["firewall_check_interval"],
+        metrics_address=settings["metrics_address"],
+        networks=tuple(networks),
     )
 
 
-def network(cfg: DaemonConfig, uplink_mtu: int) -> NetworkConfig:
-    return NetworkConfig(
-        name="default",
-        bridge=cfg.bridge,
-        subnet=cfg.subnet,
-        gateway=next(cfg.subnet.hosts()),
-        mtu=cfg.mtu or uplink_mtu,
-        icc=cfg.icc,
-    )
+def networks(cfg: DaemonConfig, uplink_mtu: int) -> tuple[NetworkConfig, ...]:
+    """The networks with an MTU each: their own, else the uplink's."""
+    return tuple(replace(n, mtu=n.mtu or uplink_mtu) for n in cfg.networks)

@@ -147,10 +147,10 @@ def serve(cfg: config.DaemonConfig) -> int:
     lock_fd = lock_state_dir(cfg.state_dir)
     check_socket_dir(cfg.socket)
     store = SqliteStore(cfg.state_dir / "netd.db")
-    net = config.network(cfg, links.uplink_mtu())
+    networks = config.networks(cfg, links.uplink_mtu())
     fw = firewall.select(cfg.firewall)
     firewall.remove_others(fw)
-    service = Service(net=net, store=store, links=links, namespaces=netns, firewall=fw)
+    service = Service(networks=networks, store=store, links=links, namespaces=netns, firewall=fw)
     service.prepare()
 
     gate = Gate(cfg.socket, cfg.state_dir / "grpc.sock")
@@ -167,7 +167,9 @@ def serve(cfg: config.DaemonConfig) -> int:
         metrics.enable(cfg.metrics_address, service)
     metrics.count_repairs("reconcile", repairs)
     count = len(service.list())
-    log.info("serving", socket=str(cfg.socket), bridge=net.bridge, subnet=str(net.subnet), mtu=net.mtu,
+    log.info("serving", socket=str(cfg.socket),
+             networks={n.name: f"{n.bridge} {n.subnet} {n.subnet6 or ''} mtu {n.mtu}".replace("  ", " ")
+                       for n in networks},
              firewall=fw.name, endpoints=count, repairs=repairs, ms=round((time.monotonic() - started) * 1000))
     sd_notify(f"READY=1\nSTATUS=serving {count} endpoints")
 

@@ -9,6 +9,7 @@ the meaning:
     │   └── AddressOutOfRange  INVALID_ARGUMENT   static address not usable in the subnet
     ├── ContainerNotFound      NOT_FOUND          no such PID or netns path
     ├── EndpointNotFound       NOT_FOUND          no endpoint for that container id
+    ├── NetworkNotFound        NOT_FOUND          no network of that name
     ├── AlreadyExists          ALREADY_EXISTS
     │   ├── AlreadyAttached    ALREADY_EXISTS     container id already has an endpoint
     │   └── AddressInUse       ALREADY_EXISTS     static address taken by another endpoint
@@ -45,6 +46,10 @@ class ContainerNotFound(NetdError):
 
 
 class EndpointNotFound(NetdError):
+    status = "NOT_FOUND"
+
+
+class NetworkNotFound(NetdError):
     status = "NOT_FOUND"
 
 

@@ -10,16 +10,21 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import socket
+import struct
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Network
+
+import structlog
 
 from netd import netns
 from netd.errors import AlreadyExists, FailedPrecondition, KernelError
-from netd.model import HOST_IFNAME_PREFIX, NetworkConfig, mac_for
-from netd.rtnl import IFF_UP, Link, NetlinkError, Route, Rtnl
+from netd.model import HOST_IFNAME_PREFIX, Endpoint, NetworkConfig, mac_for
+from netd.rtnl import IFF_UP, IPInterface, Link, NetlinkError, Route, Rtnl
 
+log = structlog.get_logger("netd")
 _local = threading.local()
 DEFAULT_MTU = 1500
 MAIN_TABLE = 254
@@ -32,8 +37,17 @@ def _rtnl() -> Rtnl:
     return sock
 
 
-def _has_address(rtnl: Rtnl, index: int, address: IPv4Interface) -> bool:
-    return any(a.index == index and a.address == address for a in rtnl.addresses())
+def _has_address(rtnl: Rtnl, index: int, address: IPInterface) -> bool:
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    return any(a.index == index and a.address == address for a in rtnl.addresses(family))
+
+
+def _gateways(net: NetworkConfig) -> list[IPInterface]:
+    """The bridge's addresses: the gateway, and in dual stack the IPv6 gateway."""
+    found: list[IPInterface] = [net.interface_for(net.gateway)]
+    if net.subnet6 is not None:
+        found.append(net.address6_for(net.gateway))
+    return found
 
 
 def ensure_bridge(net: NetworkConfig) -> int:
@@ -55,9 +69,9 @@ def ensure_bridge(net: NetworkConfig) -> int:
             kind = (link.kind if link else "") or "unknown"
             raise FailedPrecondition(f"bridge {net.bridge}: an interface of kind {kind} already has that name")
         rtnl.set_link(link.index, mac, net.mtu)
-        gateway = net.interface_for(net.gateway)
-        if not _has_address(rtnl, link.index, gateway):
-            rtnl.add_address(link.index, gateway)
+        for gateway in _gateways(net):
+            if not _has_address(rtnl, link.index, gateway):
+                rtnl.add_address(link.index, gateway)
         return link.index
     except NetlinkError as e:
         raise KernelError(f"failed to set up bridge {net.bridge}: {e.strerror}") from e
@@ -68,7 +82,7 @@ def bridge_intact(net: NetworkConfig, index: int) -> bool:
     rtnl = _rtnl()
     link = rtnl.link(net.bridge)
     return (link is not None and link.index == index and bool(link.flags & IFF_UP)
-            and _has_address(rtnl, index, net.interface_for(net.gateway)))
+            and all(_has_address(rtnl, index, gateway) for gateway in _gateways(net)))
 
 
 def enslave(name: str, bridge_index: int, hairpin: bool = False, isolated: bool = False) -> None:
@@ -103,15 +117,42 @@ def create_veth(host_ifname: str, peer_ifname: str, ns_fd: int, bridge_index: in
     return index
 
 
-def configure_container_side(ns_fd: int, ifname: str, address: IPv4Interface, gateway: IPv4Address) -> None:
-    with Rtnl(netns.netlink_socket_in(ns_fd)) as rtnl:
+def configure_container_side(ns_fd: int, endpoint: Endpoint, metric: int = 0) -> None:
+    """Addresses, link up (announced by a gratuitous ARP: arp_notify), lo up,
+    default routes (with `metric`, so a container on several networks has one
+    per network, the lowest metric winning)."""
+    e = endpoint
+    with Rtnl(netns.socket_in(ns_fd)) as rtnl:
         try:
-            index = rtnl.link_index(ifname)
+            index = rtnl.link_index(e.ifname)
             if index is None:
-                raise KernelError(f"failed to configure {ifname}: not in the container's network namespace")
-            rtnl.configure(index, address, gateway)
-        except NetlinkError as e:
-            raise KernelError(f"failed to configure {ifname} in the container: {e.strerror}") from e
+                raise KernelError(f"failed to configure {e.ifname}: not in the container's network namespace")
+            rtnl.configure(index, [a for a in (e.address, e.address6) if a], [g for g in (e.gateway, e.gateway6) if g],
+                           metric)
+        except NetlinkError as err:
+            raise KernelError(f"failed to configure {e.ifname} in the container: {err.strerror}") from err
+    announce(ns_fd, e)
+
+
+def garp_frame(mac: str, address: IPv4Address) -> bytes:
+    """A gratuitous ARP request: who-has ADDRESS tell ADDRESS, from MAC, broadcast."""
+    hw, ip = bytes.fromhex(mac.replace(":", "")), address.packed
+    return b"\xff" * 6 + hw + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + hw + ip + bytes(6) + ip
+
+
+def announce(ns_fd: int, endpoint: Endpoint) -> None:
+    """Tell the bridge (host and containers) the address's MAC now.
+
+    arp_notify sends a gratuitous ARP when the link comes up, but then the
+    host end's bridge port is not forwarding yet (the bridge enables it on the
+    carrier event that follows), so that one is lost: send another.
+    """
+    try:
+        with netns.socket_in(ns_fd, socket.AF_PACKET, socket.SOCK_RAW, 0) as sock:
+            sock.bind((endpoint.ifname, 0))
+            sock.send(garp_frame(endpoint.mac_address, endpoint.address.ip))
+    except OSError as e:  # a lost announcement only costs neighbours an ARP round trip
+        log.warning("announce_failed", container_id=endpoint.container_id, error=str(e))
 
 
 @dataclass(frozen=True)
@@ -119,31 +160,34 @@ class ContainerView:
     """What the kernel shows inside a container for its interface."""
 
     link: Link | None
-    addresses: list[IPv4Interface]
+    addresses: list[IPInterface]
     routes: list[Route]
 
-    def problems(self, ifname: str, address: IPv4Interface, gateway: IPv4Address) -> list[str]:
+    def problems(self, endpoint: Endpoint) -> list[str]:
+        ifname = endpoint.ifname
         if self.link is None:
             return [f"container: no interface {ifname}"]
         found = []
         if not self.link.flags & IFF_UP:
             found.append(f"container: {ifname} is down")
-        if address not in self.addresses:
-            found.append(f"container: {ifname} lacks address {address}")
-        if not any(r.dst.prefixlen == 0 and r.gateway == gateway for r in self.routes):
-            found.append(f"container: no default route via {gateway}")
+        for address in (endpoint.address, endpoint.address6):
+            if address and address not in self.addresses:
+                found.append(f"container: {ifname} lacks address {address}")
+        for gateway in (endpoint.gateway, endpoint.gateway6):
+            if gateway and not any(r.dst.prefixlen == 0 and r.gateway == gateway for r in self.routes):
+                found.append(f"container: no default route via {gateway}")
         return found
 
 
 def container_view(ns_fd: int, ifname: str) -> ContainerView:
-    with Rtnl(netns.netlink_socket_in(ns_fd)) as rtnl:
+    with Rtnl(netns.socket_in(ns_fd)) as rtnl:
         link = rtnl.link(ifname)
         if link is None:
             return ContainerView(None, [], [])
         return ContainerView(
             link,
-            [a.address for a in rtnl.addresses() if a.index == link.index],
-            [r for r in rtnl.routes() if r.table == MAIN_TABLE and r.oif == link.index],
+            [a.address for a in rtnl.addresses(socket.AF_UNSPEC) if a.index == link.index],
+            [r for r in rtnl.routes(socket.AF_UNSPEC) if r.table == MAIN_TABLE and r.oif == link.index],
         )
 
 
@@ -254,12 +298,14 @@ def overlapping(subnet: IPv4Network, bridge: str) -> list[str]:
     return list(found.values())
 
 
-def enable_ip_forwarding() -> None:
-    try:
-        with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
-            f.write("1")
-    except OSError as e:
-        raise KernelError(f"failed to enable IPv4 forwarding: {e.strerror}") from e
+def enable_ip_forwarding(ipv6: bool = False) -> None:
+    knobs = ["/proc/sys/net/ipv4/ip_forward"] + (["/proc/sys/net/ipv6/conf/all/forwarding"] if ipv6 else [])
+    for knob in knobs:
+        try:
+            with open(knob, "w") as f:
+                f.write("1")
+        except OSError as e:
+            raise KernelError(f"failed to enable forwarding ({knob}): {e.strerror}") from e
 
 
 def enable_route_localnet(bridge: str) -> None:

@@ -23,13 +23,13 @@ def enable(address: str, service: Any) -> None:
 
     class PoolCollector:
         def collect(self):  # noqa: ANN202 - prometheus_client protocol
-            net = service.net
-            used, free = service.pool_usage()
             endpoints = GaugeMetricFamily("netd_endpoints", "Attached endpoints", labels=["network"])
-            endpoints.add_metric([net.name], len(service.list()))
             pool = GaugeMetricFamily("netd_pool_addresses", "Pool addresses by state", labels=["network", "state"])
-            pool.add_metric([net.name, "used"], used)
-            pool.add_metric([net.name, "free"], free)
+            for net in service.networks:
+                used, free = service.pool_usage(net.name)
+                endpoints.add_metric([net.name], len(service.list(net.name)))
+                pool.add_metric([net.name, "used"], used)
+                pool.add_metric([net.name, "free"], free)
             return [endpoints, pool]
 
     REGISTRY.register(PoolCollector())

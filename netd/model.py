@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 
 # Host-side veth names are this prefix plus a hash of the container id, so a
 # crash never leaves an unnamed orphan and reconcile can tell ours apart.
 HOST_IFNAME_PREFIX = "vnd"
 # BR_MAX_PORTS is 1024 and port number 0 is reserved, so a bridge takes 1023.
 BRIDGE_MAX_PORTS = 1023
+DEFAULT_NETWORK = "default"
 
 
 @dataclass(frozen=True)
@@ -22,9 +23,25 @@ class NetworkConfig:
     mtu: int
     # Containers on the bridge may talk to each other (Docker's --icc).
     icc: bool = True
+    masquerade: bool = True
+    # Dual stack: each container's IPv6 address sits at the same offset in
+    # subnet6 as its IPv4 address in subnet, so IPv4 allocation decides both.
+    subnet6: IPv6Network | None = None
+    masquerade6: bool = False
 
     def interface_for(self, address: IPv4Address) -> IPv4Interface:
         return IPv4Interface(f"{address}/{self.subnet.prefixlen}")
+
+    def address6_for(self, address: IPv4Address) -> IPv6Interface | None:
+        if self.subnet6 is None:
+            return None
+        offset = int(address) - int(self.subnet.network_address)
+        return IPv6Interface(f"{self.subnet6.network_address + offset}/{self.subnet6.prefixlen}")
+
+    @property
+    def gateway6(self) -> IPv6Address | None:
+        found = self.address6_for(self.gateway)
+        return found.ip if found else None
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,7 @@ class AttachRequest:
     ip_address: IPv4Address | None = None
     owner: str = ""
     ports: tuple[PortMapping, ...] = ()
+    network: str = ""  # "": the default network
 
 
 @dataclass(frozen=True)
@@ -102,13 +120,22 @@ class Endpoint:
     host_ifindex: int = 0
     owner: str = ""
     ports: tuple[PortMapping, ...] = ()
+    address6: IPv6Interface | None = None
+    gateway6: IPv6Address | None = None
     # False from the moment the address is reserved until the kernel side is
     # complete: reconcile rolls back endpoints that never became ready.
     ready: bool = False
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """One endpoint per container and network."""
+        return self.network, self.container_id
 
-def host_ifname_for(container_id: str) -> str:
-    digest = hashlib.sha256(container_id.encode()).hexdigest()
+
+def host_ifname_for(container_id: str, network: str = DEFAULT_NETWORK) -> str:
+    # The default network keeps the name it had before there were several.
+    key = container_id if network == DEFAULT_NETWORK else f"{network}\0{container_id}"
+    digest = hashlib.sha256(key.encode()).hexdigest()
     return HOST_IFNAME_PREFIX + digest[: 15 - len(HOST_IFNAME_PREFIX)]
 
 

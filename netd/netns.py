@@ -2,7 +2,7 @@
 socket inside it.
 
 Never fork inside the daemon (helpers that fork into a netns crash next to
-gRPC's threads): setns() on the calling thread instead, see netlink_socket_in.
+gRPC's threads): setns() on the calling thread instead, see socket_in.
 """
 
 from __future__ import annotations
@@ -125,8 +125,9 @@ def _own_fd() -> int:
     return os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
 
 
-def netlink_socket_in(fd: int) -> socket.socket:
-    """A NETLINK_ROUTE socket bound inside the netns behind fd.
+def socket_in(fd: int, family: int = socket.AF_NETLINK, kind: int = socket.SOCK_RAW,
+              proto: int = socket.NETLINK_ROUTE) -> socket.socket:
+    """A socket (by default NETLINK_ROUTE) inside the netns behind fd.
 
     setns() moves only the calling thread, and a socket stays in the netns it
     was created in, so the thread steps in, makes the socket and steps back
@@ -137,7 +138,7 @@ def netlink_socket_in(fd: int) -> socket.socket:
     own = _own_fd()
     _setns(fd)
     try:
-        return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+        return socket.socket(family, kind | socket.SOCK_CLOEXEC, proto)
     finally:
         if _libc.setns(own, CLONE_NEWNET) != 0:
             os.write(2, b"netd: fatal: cannot return to its own network namespace\n")

@@ -15,7 +15,20 @@ import os
 import socket
 import struct
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+    ip_address,
+    ip_interface,
+    ip_network,
+)
+
+IPInterface = IPv4Interface | IPv6Interface
+IPAddress = IPv4Address | IPv6Address
 
 NLMSG = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 IFINFO = struct.Struct("=BxHiII")  # family, type, index, flags, change
@@ -34,7 +47,9 @@ IFLA_AF_SPEC, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 26, 8, 1
 IFLA_STATS64 = 23
 STATS64 = struct.Struct("=8Q")  # rx/tx packets, rx/tx bytes, rx/tx errors, rx/tx dropped
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
-RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
+IFA_F_NODAD = 0x02
+IFLA_INET_CONF, IPV4_DEVCONF_ARP_NOTIFY = 1, 22
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_TABLE = 1, 4, 5, 6, 15
 IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
 RT_TABLE_MAIN, RTPROT_STATIC, RTN_UNICAST = 254, 4, 1
 LOOPBACK_INDEX = 1  # lo is always ifindex 1 in a network namespace
@@ -97,14 +112,14 @@ class Link:
 @dataclass(frozen=True)
 class Addr:
     index: int
-    address: IPv4Interface
+    address: IPInterface
 
 
 @dataclass(frozen=True)
 class Route:
-    dst: IPv4Network
+    dst: IPv4Network | IPv6Network
     oif: int
-    gateway: IPv4Address | None
+    gateway: IPAddress | None
     table: int
 
 
@@ -117,19 +132,23 @@ def parse_link(body: bytes) -> Link:
                 kind, ":".join(f"{b:02x}" for b in attrs.get(IFLA_ADDRESS, b"")), stats)
 
 
+def _zero(family: int) -> bytes:
+    return bytes(16 if family == socket.AF_INET6 else 4)
+
+
 def parse_addr(body: bytes) -> Addr:
-    _, prefixlen, _, _, index = IFADDR.unpack_from(body)
+    family, prefixlen, _, _, index = IFADDR.unpack_from(body)
     attrs = parse_attrs(body, IFADDR.size)
-    raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS) or b"\0\0\0\0"
-    return Addr(index, IPv4Interface((IPv4Address(raw), prefixlen)))
+    raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS) or _zero(family)
+    return Addr(index, ip_interface((ip_address(raw), prefixlen)))
 
 
 def parse_route(body: bytes) -> Route:
-    _, dst_len, _, _, table, _, _, _, _ = RTMSG.unpack_from(body)
+    family, dst_len, _, _, table, _, _, _, _ = RTMSG.unpack_from(body)
     attrs = parse_attrs(body, RTMSG.size)
-    dst = IPv4Address(attrs.get(RTA_DST, b"\0\0\0\0"))
-    gateway = IPv4Address(attrs[RTA_GATEWAY]) if RTA_GATEWAY in attrs else None
-    return Route(IPv4Network((dst, dst_len), strict=False), num(attrs.get(RTA_OIF)),
+    dst = ip_address(attrs.get(RTA_DST, _zero(family)))
+    gateway = ip_address(attrs[RTA_GATEWAY]) if RTA_GATEWAY in attrs else None
+    return Route(ip_network((dst, dst_len), strict=False), num(attrs.get(RTA_OIF)),
                  gateway, num(attrs.get(RTA_TABLE)) or table)
 
 
@@ -166,16 +185,28 @@ def bridge_port_body(name: str, hairpin: bool, isolated: bool) -> bytes:
                                            attr(IFLA_BRPORT_ISOLATED, bytes([isolated])))))
 
 
-def address_body(index: int, address: IPv4Interface) -> bytes:
+def address_body(index: int, address: IPInterface) -> bytes:
     ip = address.ip.packed
+    if address.version == 6:
+        # No duplicate address detection: the address is usable at once (netd
+        # hands out each address once), instead of "tentative" for a second.
+        return IFADDR.pack(socket.AF_INET6, address.network.prefixlen, IFA_F_NODAD, 0, index) + attr(IFA_LOCAL, ip)
     return (IFADDR.pack(socket.AF_INET, address.network.prefixlen, 0, 0, index)
             + attr(IFA_LOCAL, ip) + attr(IFA_ADDRESS, ip)
             + attr(IFA_BROADCAST, address.network.broadcast_address.packed))
 
 
-def default_route_body(index: int, gateway: IPv4Address) -> bytes:
-    return (RTMSG.pack(socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_STATIC, 0, RTN_UNICAST, 0)
-            + attr(RTA_GATEWAY, gateway.packed) + u32(RTA_OIF, index))
+def default_route_body(index: int, gateway: IPAddress, metric: int = 0) -> bytes:
+    family = socket.AF_INET6 if gateway.version == 6 else socket.AF_INET
+    return (RTMSG.pack(family, 0, 0, 0, RT_TABLE_MAIN, RTPROT_STATIC, 0, RTN_UNICAST, 0)
+            + attr(RTA_GATEWAY, gateway.packed) + u32(RTA_OIF, index) + u32(RTA_PRIORITY, metric))
+
+
+def arp_notify_body(index: int) -> bytes:
+    """arp_notify=1: the kernel announces the address (gratuitous ARP) when
+    the link comes up or its MAC changes."""
+    return (IFINFO.pack(0, 0, index, 0, 0)
+            + nested(IFLA_AF_SPEC, nested(socket.AF_INET, nested(IFLA_INET_CONF, u32(IPV4_DEVCONF_ARP_NOTIFY, 1)))))
 
 
 class Rtnl:
@@ -252,11 +283,11 @@ class Rtnl:
     def links(self) -> list[Link]:
         return [parse_link(b) for b in self.dump(RTM_GETLINK, IFINFO.pack(0, 0, 0, 0, 0))]
 
-    def addresses(self) -> list[Addr]:
-        return [parse_addr(b) for b in self.dump(RTM_GETADDR, IFADDR.pack(socket.AF_INET, 0, 0, 0, 0))]
+    def addresses(self, family: int = socket.AF_INET) -> list[Addr]:
+        return [parse_addr(b) for b in self.dump(RTM_GETADDR, IFADDR.pack(family, 0, 0, 0, 0))]
 
-    def routes(self) -> list[Route]:
-        return [parse_route(b) for b in self.dump(RTM_GETROUTE, RTMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0))]
+    def routes(self, family: int = socket.AF_INET) -> list[Route]:
+        return [parse_route(b) for b in self.dump(RTM_GETROUTE, RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0))]
 
     def _getlink(self, name: str, *before: tuple[int, int, bytes]) -> bytes | None:
         """The link's RTM_NEWLINK body, after running `before` in the same round trip; None if no such link."""
@@ -296,20 +327,21 @@ class Rtnl:
         self.batch((RTM_NEWLINK, 0, IFINFO.pack(0, 0, 0, IFF_UP, IFF_UP) + name_attr(name) + u32(IFLA_MASTER, master)),
                    (RTM_NEWLINK, 0, bridge_port_body(name, hairpin, isolated)))
 
-    def add_address(self, index: int, address: IPv4Interface) -> None:
+    def add_address(self, index: int, address: IPInterface) -> None:
         self.batch((RTM_NEWADDR, F_CREATE | F_EXCL, address_body(index, address)))
 
     def create_veth(self, host: str, peer: str, ns_fd: int, master: int, mtu: int, mac: str) -> None:
         self.batch((RTM_NEWLINK, F_CREATE | F_EXCL, veth_body(host, peer, ns_fd, master, mtu, mac)))
 
-    def configure(self, index: int, address: IPv4Interface, gateway: IPv4Address) -> None:
-        """Address, link up, lo up, default route: in that order (the route needs the first two)."""
+    def configure(self, index: int, addresses: list[IPInterface], gateways: list[IPAddress], metric: int = 0) -> None:
+        """Addresses, link up, lo up, default routes: in that order (a route needs the first two)."""
         self.batch(
             (RTM_NEWLINK, 0, no_ipv6_link_local_body(index=index)),
-            (RTM_NEWADDR, F_CREATE | F_EXCL, address_body(index, address)),
+            (RTM_NEWLINK, 0, arp_notify_body(index)),
+            *((RTM_NEWADDR, F_CREATE | F_EXCL, address_body(index, a)) for a in addresses),
             (RTM_NEWLINK, 0, link_up_body(index)),
             (RTM_NEWLINK, 0, link_up_body(LOOPBACK_INDEX)),
-            (RTM_NEWROUTE, F_CREATE | F_EXCL, default_route_body(index, gateway)),
+            *((RTM_NEWROUTE, F_CREATE | F_EXCL, default_route_body(index, g, metric)) for g in gateways),
         )
 
     def set_group(self, names: list[str], group: int) -> list[int]:

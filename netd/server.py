@@ -42,7 +42,7 @@ def endpoint_to_proto(e: Endpoint) -> pb.Endpoint:
         container_id=e.container_id, network=e.network, ifname=e.ifname,
         host_ifname=e.host_ifname, ip_address=str(e.address), gateway=str(e.gateway),
         mac_address=e.mac_address, pid=e.pid, netns_path=e.netns_path, created_at=e.created_at, owner=e.owner,
-        ports=[port_to_proto(m) for m in e.ports],
+        ports=[port_to_proto(m) for m in e.ports], ip6_address=str(e.address6 or ""), gateway6=str(e.gateway6 or ""),
     )
 
 
@@ -93,7 +93,7 @@ class NetdServicer(pb_grpc.NetdServicer):
         # container id → (Endpoint, its proto). The store hands out the same
         # frozen Endpoint until it changes, so identity says the proto is
         # current; this keeps listing 1000 endpoints to a few milliseconds.
-        self._protos: dict[str, tuple[Endpoint, pb.Endpoint]] = {}
+        self._protos: dict[tuple[str, str], tuple[Endpoint, pb.Endpoint]] = {}
 
     def _caller(self, context: grpc.ServicerContext) -> str:
         """Who made this call, for the log: the gate's SO_PEERCRED record."""
@@ -102,7 +102,7 @@ class NetdServicer(pb_grpc.NetdServicer):
     @at_the_edge
     def AttachContainer(self, request: pb.AttachContainerRequest, context: grpc.ServicerContext) -> pb.AttachContainerResponse:
         req = validate.attach_request(
-            self._service.net,
+            self._service.network(validate.network(request.network)),
             container_id_=request.container_id, pid_=request.pid, netns_path_=request.netns_path,
             ifname_=request.ifname, ip_address=request.ip_address, owner_=request.owner,
             ports_=[(p.protocol, p.host_ip, p.host_port, p.container_port, p.range) for p in request.ports],
@@ -112,24 +112,35 @@ class NetdServicer(pb_grpc.NetdServicer):
 
     @at_the_edge
     def DetachContainer(self, request: pb.DetachContainerRequest, context: grpc.ServicerContext) -> pb.DetachContainerResponse:
-        cid = validate.container_id(request.container_id)
-        return pb.DetachContainerResponse(detached=self._service.detach(cid, caller=self._caller(context)))
+        cid, network = validate.container_id(request.container_id), validate.network(request.network)
+        detached = self._service.detach(cid, network, caller=self._caller(context))
+        return pb.DetachContainerResponse(detached=detached > 0)
+
+    def _networks(self) -> list[pb.NetworkStatus]:
+        statuses = []
+        for net in self._service.networks:
+            used, free = self._service.pool_usage(net.name)
+            statuses.append(pb.NetworkStatus(
+                name=net.name, bridge=net.bridge, subnet=str(net.subnet), gateway=str(net.gateway), mtu=net.mtu,
+                endpoints=len(self._service.list(net.name)), addresses_used=used, addresses_free=free,
+                subnet6=str(net.subnet6 or ""), gateway6=str(net.gateway6 or ""), icc=net.icc,
+                masquerade=net.masquerade, masquerade6=net.masquerade6))
+        return statuses
 
     @at_the_edge
     def GetStatus(self, request: pb.GetStatusRequest, context: grpc.ServicerContext) -> pb.GetStatusResponse:
-        net = self._service.net
-        used, free = self._service.pool_usage()
         return pb.GetStatusResponse(
             version=__version__, uptime_seconds=round(time.monotonic() - self._started, 3),
-            firewall_driver=self._service.firewall.name,
-            networks=[pb.NetworkStatus(
-                name=net.name, bridge=net.bridge, subnet=str(net.subnet), gateway=str(net.gateway), mtu=net.mtu,
-                endpoints=len(self._service.list()), addresses_used=used, addresses_free=free)],
+            firewall_driver=self._service.firewall.name, networks=self._networks(),
         )
 
     @at_the_edge
+    def ListNetworks(self, request: pb.ListNetworksRequest, context: grpc.ServicerContext) -> pb.ListNetworksResponse:
+        return pb.ListNetworksResponse(networks=self._networks())
+
+    @at_the_edge
     def InspectEndpoint(self, request: pb.InspectEndpointRequest, context: grpc.ServicerContext) -> pb.InspectEndpointResponse:
-        found = self._service.inspect(validate.container_id(request.container_id))
+        found = self._service.inspect(validate.container_id(request.container_id), validate.network(request.network))
         view = found.container
         return pb.InspectEndpointResponse(
             endpoint=endpoint_to_proto(found.endpoint), host_link=link_to_proto(found.host_link),
@@ -140,18 +151,20 @@ class NetdServicer(pb_grpc.NetdServicer):
 
     @at_the_edge
     def CheckEndpoint(self, request: pb.CheckEndpointRequest, context: grpc.ServicerContext) -> pb.CheckEndpointResponse:
-        problems = self._service.check(validate.container_id(request.container_id))
+        problems = self._service.check(validate.container_id(request.container_id), validate.network(request.network))
         return pb.CheckEndpointResponse(ok=not problems, problems=problems)
 
     @at_the_edge
     def ListEndpoints(self, request: pb.ListEndpointsRequest, context: grpc.ServicerContext) -> pb.ListEndpointsResponse:
+        network = validate.network(request.network)
         cached, fresh = self._protos, {}
         for e in self._service.list():
-            hit = cached.get(e.container_id)
-            fresh[e.container_id] = hit if hit and hit[0] is e else (e, endpoint_to_proto(e))
+            hit = cached.get(e.key)
+            fresh[e.key] = hit if hit and hit[0] is e else (e, endpoint_to_proto(e))
         self._protos = fresh
+        net_name = self._service.network(network).name if network else ""
         response = pb.ListEndpointsResponse()
-        response.endpoints.extend(proto for _, proto in fresh.values())
+        response.endpoints.extend(proto for e, proto in fresh.values() if not net_name or e.network == net_name)
         return response
 
 

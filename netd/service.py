@@ -25,12 +25,15 @@ from netd.errors import (
     ContainerNotFound,
     EndpointNotFound,
     FailedPrecondition,
+    InvalidArgument,
     NetdError,
+    NetworkNotFound,
 )
 from netd import firewall as fw
 from netd.firewall import Firewall
 from netd.model import (
     BRIDGE_MAX_PORTS,
+    DEFAULT_NETWORK,
     AttachRequest,
     Endpoint,
     NetnsId,
@@ -58,14 +61,18 @@ def _now() -> str:
 
 @dataclass
 class Service:
-    net: NetworkConfig
+    networks: tuple[NetworkConfig, ...]
     store: Store
     links: ModuleType | Any
     namespaces: ModuleType | Any
     firewall: Firewall
 
     def __post_init__(self) -> None:
-        self._bridge_index = 0
+        self.nets = {n.name: n for n in self.networks}
+        # A container on several networks gets a default route from each,
+        # the earlier network's with the lower metric.
+        self._route_metric = {n.name: i for i, n in enumerate(self.networks)}
+        self._bridges = {n.name: 0 for n in self.networks}  # network → bridge ifindex
         # Allocation must see a consistent set of used addresses.
         self._alloc_lock = threading.Lock()
         # Every firewall change renders the whole ruleset from the store.
@@ -77,29 +84,40 @@ class Service:
     def _lock_for(self, container_id: str) -> threading.Lock:
         return self._id_locks[hash(container_id) % LOCK_STRIPES]
 
-    # -- network ---------------------------------------------------------
+    def network(self, name: str = "") -> NetworkConfig:
+        """A configured network by name; "" is the default one."""
+        if not name:
+            return self.nets.get(DEFAULT_NETWORK, self.networks[0])
+        net = self.nets.get(name)
+        if net is None:
+            raise NetworkNotFound(f"network {name!r} is not configured (networks: {', '.join(self.nets)})")
+        return net
+
+    # -- networks --------------------------------------------------------
 
     def prepare(self) -> None:
-        """Bridge, forwarding and NAT for the network; safe to repeat."""
-        conflicts = self.links.overlapping(self.net.subnet, self.net.bridge)
-        if conflicts:
-            raise FailedPrecondition(
-                f"subnet {self.net.subnet} overlaps {', '.join(conflicts)}: choose another --subnet"
-            )
-        self.links.enable_ip_forwarding()
-        self._ensure_bridge()
+        """Bridges, forwarding and NAT for every network; safe to repeat."""
+        for net in self.networks:
+            conflicts = self.links.overlapping(net.subnet, net.bridge)
+            if conflicts:
+                raise FailedPrecondition(
+                    f"network {net.name}: subnet {net.subnet} overlaps {', '.join(conflicts)}: choose another subnet"
+                )
+        self.links.enable_ip_forwarding(ipv6=any(n.subnet6 for n in self.networks))
+        for net in self.networks:
+            self._ensure_bridge(net)
         self.sync_firewall()
 
-    def _ensure_bridge(self) -> None:
-        self._bridge_index = self.links.ensure_bridge(self.net)
+    def _ensure_bridge(self, net: NetworkConfig) -> None:
+        self._bridges[net.name] = self.links.ensure_bridge(net)
         if self.firewall.name != "none":
             # Lets 127.0.0.1:PORT be DNATed to a container; the firewall's
             # guard rules keep containers away from the host's loopback.
-            self.links.enable_route_localnet(self.net.bridge)
+            self.links.enable_route_localnet(net.bridge)
 
     def ruleset(self) -> fw.Ruleset:
         forwards = tuple(fw.Forward(m, e.address.ip) for e in self.store.list() for m in e.ports)
-        return fw.Ruleset((self.net,), forwards)
+        return fw.Ruleset(self.networks, forwards)
 
     def sync_firewall(self, changed: tuple[PortMapping, ...] = ()) -> None:
         """Make the firewall match the store; then drop the UDP flows of the
@@ -113,24 +131,25 @@ class Service:
                 log.warning("conntrack_flush_failed", error=str(e))
 
     def _port_flags(self, endpoint: Endpoint) -> dict[str, bool]:
-        return {"hairpin": bool(endpoint.ports), "isolated": not self.net.icc}
+        return {"hairpin": bool(endpoint.ports), "isolated": not self.nets[endpoint.network].icc}
 
     def heal(self) -> int:
-        """Put back what someone else removed: the bridge (and its ports), the
+        """Put back what someone else removed: bridges (and their ports), the
         firewall rules. Returns the repairs made; raises if it cannot."""
         repairs = 0
-        if not self.links.bridge_intact(self.net, self._bridge_index):
-            self._ensure_bridge()
-            for e in self.store.list(self.net.name):
-                self._quietly("re-attach port", self.links.enslave, e.host_ifname, self._bridge_index,
-                              *self._port_flags(e).values())
-            log.warning("bridge_repaired", bridge=self.net.bridge, network=self.net.name)
-            repairs += 1
+        for net in self.networks:
+            if not self.links.bridge_intact(net, self._bridges[net.name]):
+                self._ensure_bridge(net)
+                for e in self.store.list(net.name):
+                    self._quietly("re-attach port", self.links.enslave, e.host_ifname, self._bridges[net.name],
+                                  *self._port_flags(e).values())
+                log.warning("bridge_repaired", bridge=net.bridge, network=net.name)
+                repairs += 1
         with self._firewall_lock:
             intact = self.firewall.intact(self.ruleset())
         if not intact:
             self.sync_firewall()
-            log.warning("firewall_repaired", driver=self.firewall.name, network=self.net.name)
+            log.warning("firewall_repaired", driver=self.firewall.name)
             repairs += 1
         return repairs
 
@@ -138,39 +157,40 @@ class Service:
 
     def attach(self, req: AttachRequest, caller: str = "") -> Endpoint:
         started = time.perf_counter()
+        net = self.network(req.network)
         with self._lock_for(req.container_id):
-            if self.store.get(req.container_id) is not None:
-                raise AlreadyAttached(f"container {req.container_id} is already attached")
+            if self.store.get(net.name, req.container_id) is not None:
+                raise AlreadyAttached(f"container {req.container_id} is already attached to network {net.name}")
             with self.namespaces.open_netns(req.pid, req.netns_path) as ns, ExitStack() as undo:
-                endpoint = self._reserve(req, ns.id)
+                endpoint = self._reserve(net, req, ns.id)
                 undo.callback(self._unpublish, endpoint)  # undone last: once the record is gone
-                undo.callback(self._quietly, "release address", self.store.remove, req.container_id)
+                undo.callback(self._quietly, "release address", self.store.remove, *endpoint.key)
                 ifindex = self._plug(endpoint, ns.fd)
                 undo.callback(self._quietly, "delete veth", self.links.delete_link, endpoint.host_ifname)
                 if endpoint.ports:
                     self.sync_firewall(endpoint.ports)
-                endpoint = self.store.mark_ready(req.container_id, ifindex)
+                endpoint = self.store.mark_ready(*endpoint.key, ifindex)
                 undo.pop_all()
-        log.info("attached", container_id=req.container_id, address=str(endpoint.address),
+        log.info("attached", container_id=req.container_id, network=net.name, address=str(endpoint.address),
                  host_ifname=endpoint.host_ifname, caller=caller, ms=_ms(started))
         return endpoint
 
-    def _reserve(self, req: AttachRequest, nsid: NetnsId) -> Endpoint:
+    def _reserve(self, net: NetworkConfig, req: AttachRequest, nsid: NetnsId) -> Endpoint:
         """Pick the address and record the endpoint before touching the kernel,
         so a crash from here on leaves a record reconcile can act on."""
         with self._alloc_lock:
-            used = self.store.used_addresses(self.net.name)
+            used = self.store.used_addresses(net.name)
             if len(used) >= BRIDGE_MAX_PORTS:
-                raise BridgeFull(f"bridge {self.net.bridge} has {len(used)} ports, the kernel's limit")
+                raise BridgeFull(f"bridge {net.bridge} has {len(used)} ports, the kernel's limit")
             self._refuse_published(req.ports)
-            address = ipam.pick(self.net, used, self.store.last_reserved(self.net.name), req.ip_address)
+            address = ipam.pick(net, used, self.store.last_reserved(net.name), req.ip_address)
             endpoint = Endpoint(
                 container_id=req.container_id,
-                network=self.net.name,
+                network=net.name,
                 ifname=req.ifname,
-                host_ifname=host_ifname_for(req.container_id),
-                address=self.net.interface_for(address),
-                gateway=self.net.gateway,
+                host_ifname=host_ifname_for(req.container_id, net.name),
+                address=net.interface_for(address),
+                gateway=net.gateway,
                 mac_address=mac_for(address),
                 pid=req.pid,
                 netns_path=req.netns_path,
@@ -178,6 +198,8 @@ class Service:
                 created_at=_now(),
                 owner=req.owner,
                 ports=req.ports,
+                address6=net.address6_for(address),
+                gateway6=net.gateway6,
             )
             self.store.add(endpoint)
         return endpoint
@@ -197,12 +219,13 @@ class Service:
 
     def _plug(self, endpoint: Endpoint, ns_fd: int) -> int:
         """Create the veth and configure the container side; undo the veth on failure."""
+        net = self.nets[endpoint.network]
         ifindex = self.links.create_veth(
-            endpoint.host_ifname, endpoint.ifname, ns_fd, self._bridge_index,
-            self.net.mtu, endpoint.mac_address, **self._port_flags(endpoint),
+            endpoint.host_ifname, endpoint.ifname, ns_fd, self._bridges[net.name],
+            net.mtu, endpoint.mac_address, **self._port_flags(endpoint),
         )
         try:
-            self.links.configure_container_side(ns_fd, endpoint.ifname, endpoint.address, endpoint.gateway)
+            self.links.configure_container_side(ns_fd, endpoint, self._route_metric[net.name])
         except BaseException:
             self._quietly("delete veth", self.links.delete_link, endpoint.host_ifname)
             raise
@@ -210,28 +233,43 @@ class Service:
 
     # -- detach / list ---------------------------------------------------
 
-    def detach(self, container_id: str, caller: str = "") -> bool:
+    def detach(self, container_id: str, network: str = "", caller: str = "") -> int:
+        """Detach the container from one network, or from all when network is
+        "". Returns how many endpoints were detached (0: none was attached)."""
         started = time.perf_counter()
+        net_name = self.network(network).name if network else ""
         with self._lock_for(container_id):
-            endpoint = self.store.get(container_id)
-            if endpoint is None:
-                return False
-            # The address is released only once the device is really gone.
-            self.links.delete_link(endpoint.host_ifname)
-            self.store.remove(container_id)
-            self._unpublish(endpoint)
-        log.info("detached", container_id=container_id, address=str(endpoint.address),
-                 caller=caller, ms=_ms(started))
-        return True
+            endpoints = [e for e in self.store.of_container(container_id) if not net_name or e.network == net_name]
+            for endpoint in endpoints:
+                # The address is released only once the device is really gone.
+                self.links.delete_link(endpoint.host_ifname)
+                self.store.remove(*endpoint.key)
+                self._unpublish(endpoint)
+                log.info("detached", container_id=container_id, network=endpoint.network,
+                         address=str(endpoint.address), caller=caller, ms=_ms(started))
+        return len(endpoints)
 
-    def list(self) -> list[Endpoint]:
-        return self.store.list(self.net.name)
+    def list(self, network: str = "") -> list[Endpoint]:
+        return self.store.list(self.network(network).name if network else None)
 
-    def inspect(self, container_id: str) -> Inspection:
-        """The record and what the kernel shows for it now."""
-        endpoint = self.store.get(container_id)
-        if endpoint is None:
+    def endpoint(self, container_id: str, network: str = "") -> Endpoint:
+        """The container's endpoint on a network; with network "" its only one."""
+        if network:
+            found = self.store.get(self.network(network).name, container_id)
+            if found is None:
+                raise EndpointNotFound(f"container {container_id} is not attached to network {network}")
+            return found
+        endpoints = self.store.of_container(container_id)
+        if not endpoints:
             raise EndpointNotFound(f"container {container_id} is not attached")
+        if len(endpoints) > 1:
+            names = ", ".join(e.network for e in endpoints)
+            raise InvalidArgument(f"container {container_id} is attached to networks {names}: name the network")
+        return endpoints[0]
+
+    def inspect(self, container_id: str, network: str = "") -> Inspection:
+        """The record and what the kernel shows for it now."""
+        endpoint = self.endpoint(container_id, network)
         view = None
         try:
             with self._endpoint_netns(endpoint) as ns:
@@ -248,19 +286,19 @@ class Service:
                 raise FailedPrecondition("netns changed (PID reused)")
             yield ns
 
-    def check(self, container_id: str) -> list[str]:
+    def check(self, container_id: str, network: str = "") -> list[str]:
         """Where the kernel no longer matches the record; empty when all is well."""
-        found = self.inspect(container_id)
+        found = self.inspect(container_id, network)
         e = found.endpoint
         problems = []
         if found.host_link is None:
             problems.append(f"host: veth {e.host_ifname} is missing")
-        elif found.host_link.master != self._bridge_index:
-            problems.append(f"host: veth {e.host_ifname} is not a port of bridge {self.net.bridge}")
+        elif found.host_link.master != self._bridges.get(e.network):
+            problems.append(f"host: veth {e.host_ifname} is not a port of bridge {self.nets[e.network].bridge}")
         if found.container is None:
             problems.append("container: network namespace is gone or no longer at its pid/path")
         else:
-            problems += found.container.problems(e.ifname, e.address, e.gateway)
+            problems += found.container.problems(e)
         return problems
 
     def responsive(self, timeout: float) -> bool:
@@ -270,10 +308,11 @@ class Service:
         self._alloc_lock.release()
         return True
 
-    def pool_usage(self) -> tuple[int, int]:
+    def pool_usage(self, network: str) -> tuple[int, int]:
         """Addresses used and free in the network's pool."""
-        used = len(self.store.used_addresses(self.net.name))
-        return used, ipam.capacity(self.net) - used
+        net = self.network(network)
+        used = len(self.store.used_addresses(net.name))
+        return used, ipam.capacity(net) - used
 
     # -- reconcile -------------------------------------------------------
 
@@ -284,9 +323,12 @@ class Service:
         repairs = 0
         for endpoint in self.store.list():
             has_veth = endpoint.host_ifname in veths
-            if endpoint.ready and has_veth:
+            if endpoint.network not in self.nets:
+                repairs += self._release(endpoint, "released: its network is no longer configured")
+            elif endpoint.ready and has_veth:
                 continue  # its inside is checked by verify_containers, after serving
-            repairs += self._reconcile_one(endpoint, has_veth)
+            else:
+                repairs += self._reconcile_one(endpoint, has_veth)
             veths.pop(endpoint.host_ifname, None)
         known = {e.host_ifname for e in self.store.list()}
         for name in sorted(set(veths) - known):
@@ -302,7 +344,7 @@ class Service:
         repairs = 0
         for endpoint in self.store.list():
             with self._lock_for(endpoint.container_id):
-                current = self.store.get(endpoint.container_id)
+                current = self.store.get(*endpoint.key)
                 if current is not None and current.ready:
                     repairs += self._reconcile_one(current, has_veth=True)
         return repairs
@@ -314,7 +356,7 @@ class Service:
         try:
             with self._endpoint_netns(endpoint) as ns:
                 view = self.links.container_view(ns.fd, endpoint.ifname) if has_veth else None
-                if view is not None and not view.problems(endpoint.ifname, endpoint.address, endpoint.gateway):
+                if view is not None and not view.problems(endpoint):
                     return 0
                 self._replug(endpoint, ns.fd)
         except NetdError as e:
@@ -335,7 +377,7 @@ class Service:
 
     def _release(self, endpoint: Endpoint, action: str) -> int:
         self._quietly("delete veth", self.links.delete_link, endpoint.host_ifname)
-        self.store.remove(endpoint.container_id)
+        self.store.remove(*endpoint.key)
         self._unpublish(endpoint)
         log.info("reconciled", action=action, container_id=endpoint.container_id, address=str(endpoint.address))
         return 1
@@ -344,7 +386,7 @@ class Service:
         """Plug the container again with the same address (its veth or config went missing)."""
         self.links.delete_link(endpoint.host_ifname)
         ifindex = self._plug(endpoint, ns_fd)
-        self.store.mark_ready(endpoint.container_id, ifindex)
+        self.store.mark_ready(*endpoint.key, ifindex)
 
     def forget_if_gone(self, host_ifname: str, ifindex: int) -> bool:
         """A netd veth vanished from the kernel (its container's netns died):
@@ -354,13 +396,13 @@ class Service:
             return False
         with self._lock_for(endpoint.container_id):
             # Re-read under the lock: a detach or re-attach may have won the race.
-            current = self.store.get(endpoint.container_id)
+            current = self.store.get(*endpoint.key)
             if current is None or not current.ready or current.host_ifindex != ifindex:
                 return False
             link = self.links.host_link(host_ifname)
             if link is not None and link.index == ifindex:
                 return False  # still there: not a deletion after all
-            self.store.remove(current.container_id)
+            self.store.remove(*current.key)
             self._unpublish(current)
         log.info("container_gone", container_id=current.container_id, address=str(current.address))
         return True
@@ -370,7 +412,7 @@ class Service:
         veths = self.links.host_veths()
         return sum(
             self.forget_if_gone(e.host_ifname, e.host_ifindex)
-            for e in self.store.list(self.net.name)
+            for e in self.store.list()
             if e.ready and veths.get(e.host_ifname) != e.host_ifindex
         )
 

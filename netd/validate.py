@@ -42,6 +42,13 @@ def ifname(value: str) -> str:
     return value
 
 
+def network(value: str) -> str:
+    """A network name from a request; whether it exists is the service's call."""
+    if len(value) > 64 or not all(33 <= ord(c) < 127 for c in value):
+        raise InvalidArgument(f"network {value[:64]!r} is not a network name")
+    return value
+
+
 def pid(value: int) -> int:
     if value < 0 or value > MAX_PID:
         raise InvalidArgument(f"pid {value} is out of range 1..{MAX_PID}")
@@ -148,4 +155,5 @@ def attach_request(
         ip_address=static_address(ip_address, network),
         owner=owner(owner_),
         ports=ports(list(ports_)),
+        network=network.name,
     )

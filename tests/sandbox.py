@@ -23,6 +23,7 @@ from pathlib import Path
 PREFIX = "ntdt"  # every netns these helpers make starts with this
 HOST_UPLINK, OUTSIDE_IF = "uplink0", "wan0"
 HOST_UPLINK_ADDR, OUTSIDE_ADDR = "198.51.100.2", "198.51.100.1"
+HOST_UPLINK_ADDR6, OUTSIDE_ADDR6 = "2001:db8:ff::2", "2001:db8:ff::1"
 SERVER_PORT = 8080
 
 # Answers each TCP connection with the peer address it saw, then closes.
@@ -103,11 +104,14 @@ class Sandbox:
         sh("ip", "netns", "add", self.outside)
         sh("ip", "-n", self.host, "link", "add", HOST_UPLINK, "type", "veth",
            "peer", "name", OUTSIDE_IF, "netns", self.outside)
-        for ns, dev, addr in ((self.host, HOST_UPLINK, HOST_UPLINK_ADDR), (self.outside, OUTSIDE_IF, OUTSIDE_ADDR)):
+        for ns, dev, addr, addr6 in ((self.host, HOST_UPLINK, HOST_UPLINK_ADDR, HOST_UPLINK_ADDR6),
+                                     (self.outside, OUTSIDE_IF, OUTSIDE_ADDR, OUTSIDE_ADDR6)):
             sh("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
+            sh("ip", "-n", ns, "addr", "add", f"{addr6}/64", "dev", dev, "nodad")
             sh("ip", "-n", ns, "link", "set", dev, "up")
             sh("ip", "-n", ns, "link", "set", "lo", "up")
         sh("ip", "-n", self.host, "route", "add", "default", "via", OUTSIDE_ADDR)
+        sh("ip", "-n", self.host, "-6", "route", "add", "default", "via", OUTSIDE_ADDR6)
         return self
 
     def in_host(self, *argv: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:

@@ -1,23 +1,37 @@
 """iptables driver: netd's own chains, hooked from the built-in ones with one
 jump each, changed with `iptables-restore --noflush` (one batch for all
-tables; declaring our chain in the batch flushes just that chain)."""
+tables; declaring our chain in the batch flushes just that chain). Dual-stack
+networks get the same forward rules, and IPv6 masquerade, via ip6tables."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from netd import runner
 from netd.errors import CommandError, FirewallError
 from netd.firewall import LOOPBACK, TAG, Forward, Ruleset, tag
 from netd.model import NetworkConfig
 
-# (table, built-in chain, our chain)
-HOOKS = (
+
+@dataclass(frozen=True)
+class Family:
+    version: int
+    binary: str
+    hooks: tuple[tuple[str, str, str], ...]  # (table, built-in chain, our chain)
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(table for table, _, _ in self.hooks))
+
+
+IPV4 = Family(4, "iptables", (
     ("raw", "PREROUTING", "NETD-GUARD"),
     ("nat", "PREROUTING", "NETD-DNAT"),
     ("nat", "OUTPUT", "NETD-DNAT"),
     ("nat", "POSTROUTING", "NETD-POSTROUTING"),
     ("filter", "FORWARD", "NETD-FORWARD"),
-)
-TABLES = ("raw", "nat", "filter")
+))
+IPV6 = Family(6, "ip6tables", (("nat", "POSTROUTING", "NETD-POSTROUTING"), ("filter", "FORWARD", "NETD-FORWARD")))
 
 
 def _comment(net: NetworkConfig | None = None) -> str:
@@ -33,33 +47,55 @@ def dnat_rules(fwd: Forward) -> list[str]:
             for host, inside in m.pairs()]
 
 
-def network_rules(net: NetworkConfig) -> dict[str, list[str]]:
+def forward_rules(net: NetworkConfig, others: list[str]) -> list[str]:
+    br, c = net.bridge, _comment(net)
+    drop = f"-m conntrack ! --ctstate DNAT {c} -j DROP"
+    return [
+        *(f"-A NETD-FORWARD -i {br} -o {other} {drop}" for other in others),
+        *([] if net.icc else [f"-A NETD-FORWARD -i {br} -o {br} {drop}"]),
+        f"-A NETD-FORWARD -i {br} {c} -j ACCEPT",
+        f"-A NETD-FORWARD -o {br} -m conntrack --ctstate DNAT {c} -j ACCEPT",
+        f"-A NETD-FORWARD -o {br} -m conntrack --ctstate RELATED,ESTABLISHED {c} -j ACCEPT",
+    ]
+
+
+def network_rules(net: NetworkConfig, others: list[str]) -> dict[str, list[str]]:
     """Per table, exactly as iptables-save prints them. Same meaning as the
     nftables driver's rules (see there for why each exists)."""
     br, c = net.bridge, _comment(net)
-    isolate = [] if net.icc else [f"-A NETD-FORWARD -i {br} -o {br} -m conntrack ! --ctstate DNAT {c} -j DROP"]
+    masquerade = [f"-A NETD-POSTROUTING -s {net.subnet} ! -o {br} {c} -j MASQUERADE"] if net.masquerade else []
     return {
         "raw": [f"-A NETD-GUARD -s {LOOPBACK} -i {br} {c} -j DROP", f"-A NETD-GUARD -d {LOOPBACK} -i {br} {c} -j DROP"],
-        "nat": [
-            f"-A NETD-POSTROUTING -s {net.subnet} ! -o {br} {c} -j MASQUERADE",
+        "nat": masquerade + [
             f"-A NETD-POSTROUTING -s {net.subnet} -o {br} -m conntrack --ctstate DNAT {c} -j MASQUERADE",
             f"-A NETD-POSTROUTING -s {LOOPBACK} -o {br} -m conntrack --ctstate DNAT {c} -j MASQUERADE",
         ],
-        "filter": isolate + [
-            f"-A NETD-FORWARD -i {br} {c} -j ACCEPT",
-            f"-A NETD-FORWARD -o {br} -m conntrack --ctstate DNAT {c} -j ACCEPT",
-            f"-A NETD-FORWARD -o {br} -m conntrack --ctstate RELATED,ESTABLISHED {c} -j ACCEPT",
-        ],
+        "filter": forward_rules(net, others),
     }
 
 
-def render_rules(rules: Ruleset) -> dict[str, list[str]]:
+def network_rules6(net: NetworkConfig, others: list[str]) -> dict[str, list[str]]:
+    masquerade = net.subnet6 and net.masquerade6
+    return {
+        "nat": [f"-A NETD-POSTROUTING -s {net.subnet6} ! -o {net.bridge} {_comment(net)} -j MASQUERADE"]
+        if masquerade else [],
+        "filter": forward_rules(net, others),
+    }
+
+
+def render_rules(rules: Ruleset, family: Family = IPV4) -> dict[str, list[str]]:
     """Our chains' rules, per table."""
-    out: dict[str, list[str]] = {t: [] for t in TABLES}
-    out["nat"].append(f"-A NETD-DNAT -m addrtype ! --dst-type LOCAL {_comment()} -j RETURN")
-    out["nat"] += [r for f in rules.forwards for r in dnat_rules(f)]
-    for net in rules.networks:
-        for table, lines in network_rules(net).items():
+    out: dict[str, list[str]] = {t: [] for t in family.tables}
+    networks = rules.networks
+    if family.version == 4:
+        out["nat"].append(f"-A NETD-DNAT -m addrtype ! --dst-type LOCAL {_comment()} -j RETURN")
+        out["nat"] += [r for f in rules.forwards for r in dnat_rules(f)]
+    else:
+        networks = tuple(n for n in networks if n.subnet6)
+    for net in networks:
+        others = [o.bridge for o in networks if o is not net]
+        per_table = network_rules(net, others) if family.version == 4 else network_rules6(net, others)
+        for table, lines in per_table.items():
             out[table] += lines
     return out
 
@@ -68,15 +104,15 @@ def jump_rule(builtin: str, chain: str) -> str:
     return f"-A {builtin} {_comment()} -j {chain}"
 
 
-def render_restore(rules: Ruleset, saved: str) -> str:
+def render_restore(rules: Ruleset, saved: str, family: Family = IPV4) -> str:
     """The batch that makes our chains exactly right, given `iptables-save` output.
 
     Jumps are inserted only when missing: `--noflush` keeps everyone else's rules.
     """
-    rendered, present = render_rules(rules), set(saved.splitlines())
+    rendered, present = render_rules(rules, family), set(saved.splitlines())
     lines = []
-    for table in TABLES:
-        hooks = [(builtin, chain) for t, builtin, chain in HOOKS if t == table]
+    for table in family.tables:
+        hooks = [(builtin, chain) for t, builtin, chain in family.hooks if t == table]
         lines.append(f"*{table}")
         lines += [f":{chain} - [0:0]" for chain in dict.fromkeys(chain for _, chain in hooks)]
         lines += rendered[table]
@@ -86,47 +122,60 @@ def render_restore(rules: Ruleset, saved: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rules_in_place(rules: Ruleset, saved: str) -> bool:
+def rules_in_place(rules: Ruleset, saved: str, family: Family = IPV4) -> bool:
     present = set(saved.splitlines())
-    wanted = [r for rs in render_rules(rules).values() for r in rs]
-    wanted += [jump_rule(builtin, chain) for _, builtin, chain in HOOKS]
+    wanted = [r for rs in render_rules(rules, family).values() for r in rs]
+    wanted += [jump_rule(builtin, chain) for _, builtin, chain in family.hooks]
     return all(rule in present for rule in wanted)
 
 
-def _save() -> str:
-    return "".join(runner.run(["iptables-save", "-t", table]) for table in TABLES)
+def _families(rules: Ruleset) -> list[Family]:
+    return [IPV4, IPV6] if any(n.subnet6 for n in rules.networks) else [IPV4]
 
 
-def _iptables(table: str, *args: str) -> None:
-    runner.run(["iptables", "-w", "5", "-t", table, *args])
+def _save(family: Family) -> str:
+    return "".join(runner.run([f"{family.binary}-save", "-t", table]) for table in family.tables)
+
+
+def _teardown(family: Family) -> None:
+    saved = _save(family)
+    for table, builtin, chain in family.hooks:
+        rule = jump_rule(builtin, chain)
+        while rule in saved:  # a crash between restores may have doubled it
+            runner.run([family.binary, "-w", "5", "-t", table, "-D", *rule.split()[1:]])
+            saved = saved.replace(rule, "", 1)
+    for table, chain in dict.fromkeys((t, c) for t, _, c in family.hooks):
+        if f":{chain} " in saved:
+            runner.run([family.binary, "-w", "5", "-t", table, "-F", chain])
+            runner.run([family.binary, "-w", "5", "-t", table, "-X", chain])
 
 
 class IptablesFirewall:
     name = "iptables"
 
+    def __init__(self) -> None:
+        self._ipv6_checked = False
+
     def apply(self, rules: Ruleset) -> None:
         try:
-            runner.run(["iptables-restore", "--noflush", "-w", "5"], stdin=render_restore(rules, _save()))
+            if not self._ipv6_checked and IPV6 not in _families(rules):
+                _teardown(IPV6)  # a previous run's dual-stack networks
+            self._ipv6_checked = True
+            for family in _families(rules):
+                runner.run([f"{family.binary}-restore", "--noflush", "-w", "5"],
+                           stdin=render_restore(rules, _save(family), family))
         except CommandError as e:
             raise FirewallError(f"failed to apply iptables chains NETD-*: {e}") from e
 
     def intact(self, rules: Ruleset) -> bool:
         try:
-            return rules_in_place(rules, _save())
+            return all(rules_in_place(rules, _save(family), family) for family in _families(rules))
         except CommandError:
             return False
 
     def teardown(self) -> None:
         try:
-            saved = _save()
-            for table, builtin, chain in HOOKS:
-                rule = jump_rule(builtin, chain)
-                while rule in saved:  # a crash between restores may have doubled it
-                    _iptables(table, "-D", *rule.split()[1:])
-                    saved = saved.replace(rule, "", 1)
-            for table, chain in dict.fromkeys((t, c) for t, _, c in HOOKS):
-                if f":{chain} " in saved:
-                    _iptables(table, "-F", chain)
-                    _iptables(table, "-X", chain)
+            for family in (IPV4, IPV6):
+                _teardown(family)
         except CommandError as e:
             raise FirewallError(f"failed to remove iptables chains NETD-*: {e}") from e

@@ -32,16 +32,28 @@ def dnat_rules(fwd: Forward) -> list[str]:
 
 
 def nat_out(net: NetworkConfig) -> list[str]:
-    # Second rule: DNATed connections into the bridge from a container
-    # (hairpin) or from 127.0.0.1 must come from the gateway, or the reply
-    # would bypass the host and never be un-NATed.
-    return [f'ip saddr {net.subnet} oifname != "{net.bridge}" masquerade {_comment(net)}',
-            f'oifname "{net.bridge}" ct status dnat ip saddr {{ {net.subnet}, {LOOPBACK} }} masquerade {_comment(net)}']
+    rules = []
+    if net.masquerade:
+        rules.append(f'ip saddr {net.subnet} oifname != "{net.bridge}" masquerade {_comment(net)}')
+    if net.subnet6 and net.masquerade6:
+        rules.append(f'ip6 saddr {net.subnet6} oifname != "{net.bridge}" masquerade {_comment(net)}')
+    # DNATed connections into the bridge from a container (hairpin) or from
+    # 127.0.0.1 must come from the gateway, or the reply would bypass the
+    # host and never be un-NATed.
+    return rules + [
+        f'oifname "{net.bridge}" ct status dnat ip saddr {{ {net.subnet}, {LOOPBACK} }} masquerade {_comment(net)}']
 
 
-def forward(net: NetworkConfig) -> list[str]:
-    isolate = [] if net.icc else [f'iifname "{net.bridge}" oifname "{net.bridge}" ct status ! dnat drop {_comment(net)}']
-    return isolate + [
+def forward(net: NetworkConfig, others: list[str]) -> list[str]:
+    """Accept the network's traffic, except to other netd networks (isolation)
+    and, without ICC, between its own containers; published ports stay open."""
+    rules = []
+    if others:
+        names = ", ".join(f'"{b}"' for b in others)
+        rules.append(f'iifname "{net.bridge}" oifname {{ {names} }} ct status ! dnat drop {_comment(net)}')
+    if not net.icc:
+        rules.append(f'iifname "{net.bridge}" oifname "{net.bridge}" ct status ! dnat drop {_comment(net)}')
+    return rules + [
         f'iifname "{net.bridge}" accept {_comment(net)}',
         f'oifname "{net.bridge}" ct status dnat accept {_comment(net)}',
         f'oifname "{net.bridge}" ct state established,related accept {_comment(net)}',
@@ -67,7 +79,8 @@ def render_ruleset(rules: Ruleset) -> str:
         *_chain("output", "type nat hook output priority -100", to_published),
         *_chain("published", "", [r for f in rules.forwards for r in dnat_rules(f)]),
         *_chain("postrouting", "type nat hook postrouting priority srcnat", [r for n in nets for r in nat_out(n)]),
-        *_chain("forward", "type filter hook forward priority filter", [r for n in nets for r in forward(n)]),
+        *_chain("forward", "type filter hook forward priority filter",
+                [r for n in nets for r in forward(n, [o.bridge for o in nets if o is not n])]),
         "}",
         "",
     ])

@@ -13,14 +13,17 @@ class Store(Protocol):
     def add(self, endpoint: Endpoint) -> None:
         """Record a new endpoint and remember its address as the last one handed
         out. Raises AlreadyAttached for a known container id, AddressInUse for a
-        taken address."""
+        taken address. Endpoints are keyed by (network, container id)."""
 
-    def mark_ready(self, container_id: str, host_ifindex: int) -> Endpoint: ...
+    def mark_ready(self, network: str, container_id: str, host_ifindex: int) -> Endpoint: ...
 
-    def remove(self, container_id: str) -> bool:
+    def remove(self, network: str, container_id: str) -> bool:
         """Forget an endpoint, releasing its address. False if it was unknown."""
 
-    def get(self, container_id: str) -> Endpoint | None: ...
+    def get(self, network: str, container_id: str) -> Endpoint | None: ...
+
+    def of_container(self, container_id: str) -> list[Endpoint]:
+        """The container's endpoints on every network."""
 
     def by_host_ifname(self, host_ifname: str) -> Endpoint | None: ...
 

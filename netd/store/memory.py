@@ -13,8 +13,8 @@ from netd.model import Endpoint
 
 class MemoryStore:
     def __init__(self) -> None:
-        self._endpoints: dict[str, Endpoint] = {}
-        self._by_host: dict[str, str] = {}  # host ifname → container id
+        self._endpoints: dict[tuple[str, str], Endpoint] = {}  # (network, container id) → endpoint
+        self._by_host: dict[str, tuple[str, str]] = {}  # host ifname → key
         self._used: dict[str, set[IPv4Address]] = {}
         self._last: dict[str, IPv4Address] = {}
         self._lock = threading.Lock()
@@ -25,47 +25,51 @@ class MemoryStore:
         self._last.update(last)
 
     def _put(self, endpoint: Endpoint) -> None:
-        self._endpoints[endpoint.container_id] = endpoint
-        self._by_host[endpoint.host_ifname] = endpoint.container_id
+        self._endpoints[endpoint.key] = endpoint
+        self._by_host[endpoint.host_ifname] = endpoint.key
         self._used.setdefault(endpoint.network, set()).add(endpoint.address.ip)
 
     def add(self, endpoint: Endpoint) -> None:
         with self._lock:
-            if endpoint.container_id in self._endpoints or endpoint.host_ifname in self._by_host:
-                raise AlreadyAttached(f"container {endpoint.container_id} is already attached")
+            if endpoint.key in self._endpoints or endpoint.host_ifname in self._by_host:
+                raise AlreadyAttached(
+                    f"container {endpoint.container_id} is already attached to network {endpoint.network}")
             ip = endpoint.address.ip
             if ip in self._used.get(endpoint.network, ()):
                 raise AddressInUse(f"ip_address {ip} is already assigned to another endpoint")
             self._put(endpoint)
             self._last[endpoint.network] = ip
 
-    def mark_ready(self, container_id: str, host_ifindex: int) -> Endpoint:
+    def mark_ready(self, network: str, container_id: str, host_ifindex: int) -> Endpoint:
         with self._lock:
-            endpoint = replace(self._endpoints[container_id], host_ifindex=host_ifindex, ready=True)
-            self._endpoints[container_id] = endpoint
+            endpoint = replace(self._endpoints[network, container_id], host_ifindex=host_ifindex, ready=True)
+            self._endpoints[endpoint.key] = endpoint
             return endpoint
 
-    def remove(self, container_id: str) -> bool:
+    def remove(self, network: str, container_id: str) -> bool:
         with self._lock:
-            endpoint = self._endpoints.pop(container_id, None)
+            endpoint = self._endpoints.pop((network, container_id), None)
             if endpoint is None:
                 return False
             del self._by_host[endpoint.host_ifname]
             self._used[endpoint.network].discard(endpoint.address.ip)
             return True
 
-    def get(self, container_id: str) -> Endpoint | None:
-        return self._endpoints.get(container_id)
+    def get(self, network: str, container_id: str) -> Endpoint | None:
+        return self._endpoints.get((network, container_id))
+
+    def of_container(self, container_id: str) -> list[Endpoint]:
+        return [e for e in self.list() if e.container_id == container_id]
 
     def by_host_ifname(self, host_ifname: str) -> Endpoint | None:
         with self._lock:
-            container_id = self._by_host.get(host_ifname)
-            return self._endpoints.get(container_id) if container_id else None
+            key = self._by_host.get(host_ifname)
+            return self._endpoints.get(key) if key else None
 
     def list(self, network: str | None = None) -> list[Endpoint]:
         with self._lock:
             endpoints = list(self._endpoints.values())
-        endpoints.sort(key=lambda e: (e.created_at, e.container_id))
+        endpoints.sort(key=lambda e: (e.created_at, e.container_id, e.network))
         return [e for e in endpoints if network is None or e.network == network]
 
     def used_addresses(self, network: str) -> set[IPv4Address]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from pathlib import Path
 
 from netd.errors import AddressInUse, AlreadyAttached, StoreError
@@ -24,7 +24,7 @@ from netd.store.memory import MemoryStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS endpoints (
-    container_id TEXT PRIMARY KEY,
+    container_id TEXT NOT NULL,
     network      TEXT NOT NULL,
     ifname       TEXT NOT NULL,
     host_ifname  TEXT NOT NULL UNIQUE,
@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS endpoints (
     ready        INTEGER NOT NULL DEFAULT 0,
     owner        TEXT NOT NULL DEFAULT '',
     ports        TEXT NOT NULL DEFAULT '[]',
+    address6     TEXT NOT NULL DEFAULT '',
+    gateway6     TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (network, container_id),
     UNIQUE (network, ip)
 );
 CREATE TABLE IF NOT EXISTS allocator (
@@ -50,10 +53,11 @@ CREATE TABLE IF NOT EXISTS allocator (
 
 COLUMNS = (
     "container_id, network, ifname, host_ifname, address, gateway, mac_address, "
-    "pid, netns_path, netns_id, created_at, host_ifindex, ready, owner, ports"
+    "pid, netns_path, netns_id, created_at, host_ifindex, ready, owner, ports, address6, gateway6"
 )
 # Columns added after the first release: (name, definition) for ALTER TABLE.
-ADDED_COLUMNS = (("owner", "TEXT NOT NULL DEFAULT ''"), ("ports", "TEXT NOT NULL DEFAULT '[]'"))
+ADDED_COLUMNS = (("owner", "TEXT NOT NULL DEFAULT ''"), ("ports", "TEXT NOT NULL DEFAULT '[]'"),
+                 ("address6", "TEXT NOT NULL DEFAULT ''"), ("gateway6", "TEXT NOT NULL DEFAULT ''"))
 
 
 def ports_to_json(ports: tuple[PortMapping, ...]) -> str:
@@ -67,13 +71,33 @@ def ports_from_json(text: str) -> tuple[PortMapping, ...]:
 
 def _row_to_endpoint(row: tuple) -> Endpoint:
     (cid, network, ifname, host_ifname, address, gateway, mac, pid, path, nsid, created, ifindex, ready, owner,
-     ports) = row
+     ports, address6, gateway6) = row
     return Endpoint(
         container_id=cid, network=network, ifname=ifname, host_ifname=host_ifname,
         address=IPv4Interface(address), gateway=IPv4Address(gateway), mac_address=mac, pid=pid,
         netns_path=path, netns_id=NetnsId.parse(nsid), created_at=created, host_ifindex=ifindex,
         ready=bool(ready), owner=owner, ports=ports_from_json(ports),
+        address6=IPv6Interface(address6) if address6 else None, gateway6=IPv6Address(gateway6) if gateway6 else None,
     )
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a database from an older netd up to SCHEMA."""
+    columns = {row[1]: row for row in db.execute("PRAGMA table_info(endpoints)")}
+    for name, definition in ADDED_COLUMNS:
+        if name not in columns:
+            db.execute(f"ALTER TABLE endpoints ADD COLUMN {name} {definition}")
+    if columns["container_id"][5] == 1 and columns["network"][5] == 0:
+        # Keyed by container id alone (one network per container): rebuild
+        # keyed by (network, container id).
+        db.executescript(f"""
+            BEGIN;
+            ALTER TABLE endpoints RENAME TO endpoints_old;
+            {SCHEMA}
+            INSERT INTO endpoints ({COLUMNS}, ip) SELECT {COLUMNS}, ip FROM endpoints_old;
+            DROP TABLE endpoints_old;
+            COMMIT;
+        """)
 
 
 class SqliteStore:
@@ -87,10 +111,7 @@ class SqliteStore:
             # process); only a power loss can drop the last transactions.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
-            present = {row[1] for row in self._db.execute("PRAGMA table_info(endpoints)")}
-            for name, definition in ADDED_COLUMNS:
-                if name not in present:
-                    self._db.execute(f"ALTER TABLE endpoints ADD COLUMN {name} {definition}")
+            _migrate(self._db)
             rows = self._db.execute(f"SELECT {COLUMNS} FROM endpoints").fetchall()
             last = self._db.execute("SELECT network, last_reserved FROM allocator").fetchall()
         except sqlite3.Error as e:
@@ -122,10 +143,11 @@ class SqliteStore:
             try:
                 self._write(
                     f"record endpoint {e.container_id}",
-                    (f"INSERT INTO endpoints ({COLUMNS}, ip) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (f"INSERT INTO endpoints ({COLUMNS}, ip) VALUES ({','.join('?' * 18)})",
                      (e.container_id, e.network, e.ifname, e.host_ifname, str(e.address), str(e.gateway),
                       e.mac_address, e.pid, e.netns_path, str(e.netns_id), e.created_at, e.host_ifindex,
-                      int(e.ready), e.owner, ports_to_json(e.ports), str(e.address.ip))),
+                      int(e.ready), e.owner, ports_to_json(e.ports), str(e.address6 or ""), str(e.gateway6 or ""),
+                      str(e.address.ip))),
                     ("INSERT INTO allocator (network, last_reserved) VALUES (?, ?) "
                      "ON CONFLICT(network) DO UPDATE SET last_reserved = excluded.last_reserved",
                      (e.network, str(e.address.ip))),
@@ -133,28 +155,31 @@ class SqliteStore:
             except sqlite3.IntegrityError as err:
                 if "endpoints.ip" in str(err):
                     raise AddressInUse(f"ip_address {e.address.ip} is already assigned to another endpoint") from None
-                raise AlreadyAttached(f"container {e.container_id} is already attached") from None
+                raise AlreadyAttached(f"container {e.container_id} is already attached to network {e.network}") from None
             self._mirror.add(endpoint)
 
-    def mark_ready(self, container_id: str, host_ifindex: int) -> Endpoint:
+    def mark_ready(self, network: str, container_id: str, host_ifindex: int) -> Endpoint:
         with self._lock:
             rows = self._write(
                 f"mark endpoint {container_id} ready",
-                ("UPDATE endpoints SET ready = 1, host_ifindex = ? WHERE container_id = ? RETURNING 1",
-                 (host_ifindex, container_id)),
+                ("UPDATE endpoints SET ready = 1, host_ifindex = ? WHERE network = ? AND container_id = ? RETURNING 1",
+                 (host_ifindex, network, container_id)),
             )
             if not rows:
                 raise StoreError(f"failed to mark endpoint {container_id} ready: record vanished")
-            return self._mirror.mark_ready(container_id, host_ifindex)
+            return self._mirror.mark_ready(network, container_id, host_ifindex)
 
-    def remove(self, container_id: str) -> bool:
+    def remove(self, network: str, container_id: str) -> bool:
         with self._lock:
             self._write(f"remove endpoint {container_id}",
-                        ("DELETE FROM endpoints WHERE container_id = ?", (container_id,)))
-            return self._mirror.remove(container_id)
+                        ("DELETE FROM endpoints WHERE network = ? AND container_id = ?", (network, container_id)))
+            return self._mirror.remove(network, container_id)
 
-    def get(self, container_id: str) -> Endpoint | None:
-        return self._mirror.get(container_id)
+    def get(self, network: str, container_id: str) -> Endpoint | None:
+        return self._mirror.get(network, container_id)
+
+    def of_container(self, container_id: str) -> list[Endpoint]:
+        return self._mirror.of_container(container_id)
 
     def by_host_ifname(self, host_ifname: str) -> Endpoint | None:
         return self._mirror.by_host_ifname(host_ifname)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12netd/v1/netd.proto\x12\x07netd.v1\"\xa7\x01\n\x16\x41ttachContainerRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12\x12\n\nnetns_path\x18\x03 \x01(\t\x12\x0e\n\x06ifname\x18\x04 \x01(\t\x12\x12\n\nip_address\x18\x05 \x01(\t\x12\r\n\x05owner\x18\x06 \x01(\t\x12#\n\x05ports\x18\x07 \x03(\x0b\x32\x14.netd.v1.PortMapping\"j\n\x0bPortMapping\x12\x10\n\x08protocol\x18\x01 \x01(\t\x12\x0f\n\x07host_ip\x18\x02 \x01(\t\x12\x11\n\thost_port\x18\x03 \x01(\r\x12\x16\n\x0e\x63ontainer_port\x18\x04 \x01(\r\x12\r\n\x05range\x18\x05 \x01(\r\">\n\x17\x41ttachContainerResponse\x12#\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x11.netd.v1.Endpoint\".\n\x16\x44\x65tachContainerRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\"+\n\x17\x44\x65tachContainerResponse\x12\x10\n\x08\x64\x65tached\x18\x01 \x01(\x08\"\x16\n\x14ListEndpointsRequest\"=\n\x15ListEndpointsResponse\x12$\n\tendpoints\x18\x01 \x03(\x0b\x32\x11.netd.v1.Endpoint\"\xf9\x01\n\x08\x45ndpoint\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07network\x18\x02 \x01(\t\x12\x0e\n\x06ifname\x18\x03 \x01(\t\x12\x13\n\x0bhost_ifname\x18\x04 \x01(\t\x12\x12\n\nip_address\x18\x05 \x01(\t\x12\x0f\n\x07gateway\x18\x06 \x01(\t\x12\x13\n\x0bmac_address\x18\x07 \x01(\t\x12\x0b\n\x03pid\x18\x08 \x01(\x05\x12\x12\n\nnetns_path\x18\t \x01(\t\x12\x12\n\ncreated_at\x18\n \x01(\t\x12\r\n\x05owner\x18\x0b \x01(\t\x12#\n\x05ports\x18\x0c \x03(\x0b\x32\x14.netd.v1.PortMapping\"\x12\n\x10GetStatusRequest\"\x7f\n\x11GetStatusResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x02 \x01(\x01\x12\x17\n\x0f\x66irewall_driver\x18\x03 \x01(\t\x12(\n\x08networks\x18\x04 \x03(\x0b\x32\x16.netd.v1.NetworkStatus\"\x9e\x01\n\rNetworkStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x62ridge\x18\x02 \x01(\t\x12\x0e\n\x06subnet\x18\x03 \x01(\t\x12\x0f\n\x07gateway\x18\x04 \x01(\t\x12\x0b\n\x03mtu\x18\x05 \x01(\x05\x12\x11\n\tendpoints\x18\x06 \x01(\x05\x12\x16\n\x0e\x61\x64\x64resses_used\x18\x07 \x01(\x05\x12\x16\n\x0e\x61\x64\x64resses_free\x18\x08 \x01(\x05\".\n\x16InspectEndpointRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\"\xc8\x01\n\x17InspectEndpointResponse\x12#\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x11.netd.v1.Endpoint\x12%\n\thost_link\x18\x02 \x01(\x0b\x32\x12.netd.v1.LinkState\x12*\n\x0e\x63ontainer_link\x18\x03 \x01(\x0b\x32\x12.netd.v1.LinkState\x12\x1b\n\x13\x63ontainer_addresses\x18\x04 \x03(\t\x12\x18\n\x10\x63ontainer_routes\x18\x05 \x03(\t\"\xcc\x01\n\tLinkState\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02up\x18\x02 \x01(\x08\x12\x0f\n\x07\x63\x61rrier\x18\x03 \x01(\x08\x12\x0b\n\x03mtu\x18\x04 \x01(\x05\x12\x13\n\x0bmac_address\x18\x05 \x01(\t\x12\x12\n\nrx_packets\x18\x06 \x01(\x04\x12\x12\n\ntx_packets\x18\x07 \x01(\x04\x12\x10\n\x08rx_bytes\x18\x08 \x01(\x04\x12\x10\n\x08tx_bytes\x18\t \x01(\x04\x12\x12\n\nrx_dropped\x18\n \x01(\x04\x12\x12\n\ntx_dropped\x18\x0b \x01(\x04\",\n\x14\x43heckEndpointRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\"5\n\x15\x43heckEndpointResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x10\n\x08problems\x18\x02 \x03(\t2\xec\x03\n\x04Netd\x12T\n\x0f\x41ttachContainer\x12\x1f.netd.v1.AttachContainerRequest\x1a .netd.v1.AttachContainerResponse\x12T\n\x0f\x44\x65tachContainer\x12\x1f.netd.v1.DetachContainerRequest\x1a .netd.v1.DetachContainerResponse\x12N\n\rListEndpoints\x12\x1d.netd.v1.ListEndpointsRequest\x1a\x1e.netd.v1.ListEndpointsResponse\x12\x42\n\tGetStatus\x12\x19.netd.v1.GetStatusRequest\x1a\x1a.netd.v1.GetStatusResponse\x12T\n\x0fInspectEndpoint\x12\x1f.netd.v1.InspectEndpointRequest\x1a .netd.v1.InspectEndpointResponse\x12N\n\rCheckEndpoint\x12\x1d.netd.v1.CheckEndpointRequest\x1a\x1e.netd.v1.CheckEndpointResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12netd/v1/netd.proto\x12\x07netd.v1\"\xb8\x01\n\x16\x41ttachContainerRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12\x12\n\nnetns_path\x18\x03 \x01(\t\x12\x0e\n\x06ifname\x18\x04 \x01(\t\x12\x12\n\nip_address\x18\x05 \x01(\t\x12\r\n\x05owner\x18\x06 \x01(\t\x12#\n\x05ports\x18\x07 \x03(\x0b\x32\x14.netd.v1.PortMapping\x12\x0f\n\x07network\x18\x08 \x01(\t\"j\n\x0bPortMapping\x12\x10\n\x08protocol\x18\x01 \x01(\t\x12\x0f\n\x07host_ip\x18\x02 \x01(\t\x12\x11\n\thost_port\x18\x03 \x01(\r\x12\x16\n\x0e\x63ontainer_port\x18\x04 \x01(\r\x12\r\n\x05range\x18\x05 \x01(\r\">\n\x17\x41ttachContainerResponse\x12#\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x11.netd.v1.Endpoint\"?\n\x16\x44\x65tachContainerRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07network\x18\x02 \x01(\t\"+\n\x17\x44\x65tachContainerResponse\x12\x10\n\x08\x64\x65tached\x18\x01 \x01(\x08\"\'\n\x14ListEndpointsRequest\x12\x0f\n\x07network\x18\x01 \x01(\t\"=\n\x15ListEndpointsResponse\x12$\n\tendpoints\x18\x01 \x03(\x0b\x32\x11.netd.v1.Endpoint\"\xa0\x02\n\x08\x45ndpoint\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07network\x18\x02 \x01(\t\x12\x0e\n\x06ifname\x18\x03 \x01(\t\x12\x13\n\x0bhost_ifname\x18\x04 \x01(\t\x12\x12\n\nip_address\x18\x05 \x01(\t\x12\x0f\n\x07gateway\x18\x06 \x01(\t\x12\x13\n\x0bmac_address\x18\x07 \x01(\t\x12\x0b\n\x03pid\x18\x08 \x01(\x05\x12\x12\n\nnetns_path\x18\t \x01(\t\x12\x12\n\ncreated_at\x18\n \x01(\t\x12\r\n\x05owner\x18\x0b \x01(\t\x12#\n\x05ports\x18\x0c \x03(\x0b\x32\x14.netd.v1.PortMapping\x12\x13\n\x0bip6_address\x18\r \x01(\t\x12\x10\n\x08gateway6\x18\x0e \x01(\t\"\x12\n\x10GetStatusRequest\"\x7f\n\x11GetStatusResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x02 \x01(\x01\x12\x17\n\x0f\x66irewall_driver\x18\x03 \x01(\t\x12(\n\x08networks\x18\x04 \x03(\x0b\x32\x16.netd.v1.NetworkStatus\"\xf7\x01\n\rNetworkStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x62ridge\x18\x02 \x01(\t\x12\x0e\n\x06subnet\x18\x03 \x01(\t\x12\x0f\n\x07gateway\x18\x04 \x01(\t\x12\x0b\n\x03mtu\x18\x05 \x01(\x05\x12\x11\n\tendpoints\x18\x06 \x01(\x05\x12\x16\n\x0e\x61\x64\x64resses_used\x18\x07 \x01(\x05\x12\x16\n\x0e\x61\x64\x64resses_free\x18\x08 \x01(\x05\x12\x0f\n\x07subnet6\x18\t \x01(\t\x12\x10\n\x08gateway6\x18\n \x01(\t\x12\x0b\n\x03icc\x18\x0b \x01(\x08\x12\x12\n\nmasquerade\x18\x0c \x01(\x08\x12\x13\n\x0bmasquerade6\x18\r \x01(\x08\"\x15\n\x13ListNetworksRequest\"@\n\x14ListNetworksResponse\x12(\n\x08networks\x18\x01 \x03(\x0b\x32\x16.netd.v1.NetworkStatus\"?\n\x16InspectEndpointRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07network\x18\x02 \x01(\t\"\xc8\x01\n\x17InspectEndpointResponse\x12#\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x11.netd.v1.Endpoint\x12%\n\thost_link\x18\x02 \x01(\x0b\x32\x12.netd.v1.LinkState\x12*\n\x0e\x63ontainer_link\x18\x03 \x01(\x0b\x32\x12.netd.v1.LinkState\x12\x1b\n\x13\x63ontainer_addresses\x18\x04 \x03(\t\x12\x18\n\x10\x63ontainer_routes\x18\x05 \x03(\t\"\xcc\x01\n\tLinkState\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02up\x18\x02 \x01(\x08\x12\x0f\n\x07\x63\x61rrier\x18\x03 \x01(\x08\x12\x0b\n\x03mtu\x18\x04 \x01(\x05\x12\x13\n\x0bmac_address\x18\x05 \x01(\t\x12\x12\n\nrx_packets\x18\x06 \x01(\x04\x12\x12\n\ntx_packets\x18\x07 \x01(\x04\x12\x10\n\x08rx_bytes\x18\x08 \x01(\x04\x12\x10\n\x08tx_bytes\x18\t \x01(\x04\x12\x12\n\nrx_dropped\x18\n \x01(\x04\x12\x12\n\ntx_dropped\x18\x0b \x01(\x04\"=\n\x14\x43heckEndpointRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07network\x18\x02 \x01(\t\"5\n\x15\x43heckEndpointResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x10\n\x08problems\x18\x02 \x03(\t2\xb9\x04\n\x04Netd\x12T\n\x0f\x41ttachContainer\x12\x1f.netd.v1.AttachContainerRequest\x1a .netd.v1.AttachContainerResponse\x12T\n\x0f\x44\x65tachContainer\x12\x1f.netd.v1.DetachContainerRequest\x1a .netd.v1.DetachContainerResponse\x12N\n\rListEndpoints\x12\x1d.netd.v1.ListEndpointsRequest\x1a\x1e.netd.v1.ListEndpointsResponse\x12K\n\x0cListNetworks\x12\x1c.netd.v1.ListNetworksRequest\x1a\x1d.netd.v1.ListNetworksResponse\x12\x42\n\tGetStatus\x12\x19.netd.v1.GetStatusRequest\x1a\x1a.netd.v1.GetStatusResponse\x12T\n\x0fInspectEndpoint\x12\x1f.netd.v1.InspectEndpointRequest\x1a .netd.v1.InspectEndpointResponse\x12N\n\rCheckEndpoint\x12\x1d.netd.v1.CheckEndpointRequest\x1a\x1e.netd.v1.CheckEndpointResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,37 +32,41 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'netd.v1.netd_pb2', _globals
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ATTACHCONTAINERREQUEST']._serialized_start=32
-  _globals['_ATTACHCONTAINERREQUEST']._serialized_end=199
-  _globals['_PORTMAPPING']._serialized_start=201
-  _globals['_PORTMAPPING']._serialized_end=307
-  _globals['_ATTACHCONTAINERRESPONSE']._serialized_start=309
-  _globals['_ATTACHCONTAINERRESPONSE']._serialized_end=371
-  _globals['_DETACHCONTAINERREQUEST']._serialized_start=373
-  _globals['_DETACHCONTAINERREQUEST']._serialized_end=419
-  _globals['_DETACHCONTAINERRESPONSE']._serialized_start=421
-  _globals['_DETACHCONTAINERRESPONSE']._serialized_end=464
-  _globals['_LISTENDPOINTSREQUEST']._serialized_start=466
-  _globals['_LISTENDPOINTSREQUEST']._serialized_end=488
-  _globals['_LISTENDPOINTSRESPONSE']._serialized_start=490
-  _globals['_LISTENDPOINTSRESPONSE']._serialized_end=551
-  _globals['_ENDPOINT']._serialized_start=554
-  _globals['_ENDPOINT']._serialized_end=803
-  _globals['_GETSTATUSREQUEST']._serialized_start=805
-  _globals['_GETSTATUSREQUEST']._serialized_end=823
-  _globals['_GETSTATUSRESPONSE']._serialized_start=825
-  _globals['_GETSTATUSRESPONSE']._serialized_end=952
-  _globals['_NETWORKSTATUS']._serialized_start=955
-  _globals['_NETWORKSTATUS']._serialized_end=1113
-  _globals['_INSPECTENDPOINTREQUEST']._serialized_start=1115
-  _globals['_INSPECTENDPOINTREQUEST']._serialized_end=1161
-  _globals['_INSPECTENDPOINTRESPONSE']._serialized_start=1164
-  _globals['_INSPECTENDPOINTRESPONSE']._serialized_end=1364
-  _globals['_LINKSTATE']._serialized_start=1367
-  _globals['_LINKSTATE']._serialized_end=1571
-  _globals['_CHECKENDPOINTREQUEST']._serialized_start=1573
-  _globals['_CHECKENDPOINTREQUEST']._serialized_end=1617
-  _globals['_CHECKENDPOINTRESPONSE']._serialized_start=1619
-  _globals['_CHECKENDPOINTRESPONSE']._serialized_end=1672
-  _globals['_NETD']._serialized_start=1675
-  _globals['_NETD']._serialized_end=2167
+  _globals['_ATTACHCONTAINERREQUEST']._serialized_end=216
+  _globals['_PORTMAPPING']._serialized_start=218
+  _globals['_PORTMAPPING']._serialized_end=324
+  _globals['_ATTACHCONTAINERRESPONSE']._serialized_start=326
+  _globals['_ATTACHCONTAINERRESPONSE']._serialized_end=388
+  _globals['_DETACHCONTAINERREQUEST']._serialized_start=390
+  _globals['_DETACHCONTAINERREQUEST']._serialized_end=453
+  _globals['_DETACHCONTAINERRESPONSE']._serialized_start=455
+  _globals['_DETACHCONTAINERRESPONSE']._serialized_end=498
+  _globals['_LISTENDPOINTSREQUEST']._serialized_start=500
+  _globals['_LISTENDPOINTSREQUEST']._serialized_end=539
+  _globals['_LISTENDPOINTSRESPONSE']._serialized_start=541
+  _globals['_LISTENDPOINTSRESPONSE']._serialized_end=602
+  _globals['_ENDPOINT']._serialized_start=605
+  _globals['_ENDPOINT']._serialized_end=893
+  _globals['_GETSTATUSREQUEST']._serialized_start=895
+  _globals['_GETSTATUSREQUEST']._serialized_end=913
+  _globals['_GETSTATUSRESPONSE']._serialized_start=915
+  _globals['_GETSTATUSRESPONSE']._serialized_end=1042
+  _globals['_NETWORKSTATUS']._serialized_start=1045
+  _globals['_NETWORKSTATUS']._serialized_end=1292
+  _globals['_LISTNETWORKSREQUEST']._serialized_start=1294
+  _globals['_LISTNETWORKSREQUEST']._serialized_end=1315
+  _globals['_LISTNETWORKSRESPONSE']._serialized_start=1317
+  _globals['_LISTNETWORKSRESPONSE']._serialized_end=1381
+  _globals['_INSPECTENDPOINTREQUEST']._serialized_start=1383
+  _globals['_INSPECTENDPOINTREQUEST']._serialized_end=1446
+  _globals['_INSPECTENDPOINTRESPONSE']._serialized_start=1449
+  _globals['_INSPECTENDPOINTRESPONSE']._serialized_end=1649
+  _globals['_LINKSTATE']._serialized_start=1652
+  _globals['_LINKSTATE']._serialized_end=1856
+  _globals['_CHECKENDPOINTREQUEST']._serialized_start=1858
+  _globals['_CHECKENDPOINTREQUEST']._serialized_end=1919
+  _globals['_CHECKENDPOINTRESPONSE']._serialized_start=1921
+  _globals['_CHECKENDPOINTRESPONSE']._serialized_end=1974
+  _globals['_NETD']._serialized_start=1977
+  _globals['_NETD']._serialized_end=2546
 # @@protoc_insertion_point(module_scope)

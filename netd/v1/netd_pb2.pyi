@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AttachContainerRequest(_message.Message):
-    __slots__ = ("container_id", "pid", "netns_path", "ifname", "ip_address", "owner", "ports")
+    __slots__ = ("container_id", "pid", "netns_path", "ifname", "ip_address", "owner", "ports", "network")
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     NETNS_PATH_FIELD_NUMBER: _ClassVar[int]
@@ -15,6 +15,7 @@ class AttachContainerRequest(_message.Message):
     IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
     container_id: str
     pid: int
     netns_path: str
@@ -22,7 +23,8 @@ class AttachContainerRequest(_message.Message):
     ip_address: str
     owner: str
     ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
-    def __init__(self, container_id: _Optional[str] = ..., pid: _Optional[int] = ..., netns_path: _Optional[str] = ..., ifname: _Optional[str] = ..., ip_address: _Optional[str] = ..., owner: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ...) -> None: ...
+    network: str
+    def __init__(self, container_id: _Optional[str] = ..., pid: _Optional[int] = ..., netns_path: _Optional[str] = ..., ifname: _Optional[str] = ..., ip_address: _Optional[str] = ..., owner: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., network: _Optional[str] = ...) -> None: ...
 
 class PortMapping(_message.Message):
     __slots__ = ("protocol", "host_ip", "host_port", "container_port", "range")
@@ -45,10 +47,12 @@ class AttachContainerResponse(_message.Message):
     def __init__(self, endpoint: _Optional[_Union[Endpoint, _Mapping]] = ...) -> None: ...
 
 class DetachContainerRequest(_message.Message):
-    __slots__ = ("container_id",)
+    __slots__ = ("container_id", "network")
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
     container_id: str
-    def __init__(self, container_id: _Optional[str] = ...) -> None: ...
+    network: str
+    def __init__(self, container_id: _Optional[str] = ..., network: _Optional[str] = ...) -> None: ...
 
 class DetachContainerResponse(_message.Message):
     __slots__ = ("detached",)
@@ -57,8 +61,10 @@ class DetachContainerResponse(_message.Message):
     def __init__(self, detached: _Optional[bool] = ...) -> None: ...
 
 class ListEndpointsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("network",)
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    network: str
+    def __init__(self, network: _Optional[str] = ...) -> None: ...
 
 class ListEndpointsResponse(_message.Message):
     __slots__ = ("endpoints",)
@@ -67,7 +73,7 @@ class ListEndpointsResponse(_message.Message):
     def __init__(self, endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ...) -> None: ...
 
 class Endpoint(_message.Message):
-    __slots__ = ("container_id", "network", "ifname", "host_ifname", "ip_address", "gateway", "mac_address", "pid", "netns_path", "created_at", "owner", "ports")
+    __slots__ = ("container_id", "network", "ifname", "host_ifname", "ip_address", "gateway", "mac_address", "pid", "netns_path", "created_at", "owner", "ports", "ip6_address", "gateway6")
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     IFNAME_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +86,8 @@ class Endpoint(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
+    IP6_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY6_FIELD_NUMBER: _ClassVar[int]
     container_id: str
     network: str
     ifname: str
@@ -92,7 +100,9 @@ class Endpoint(_message.Message):
     created_at: str
     owner: str
     ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
-    def __init__(self, container_id: _Optional[str] = ..., network: _Optional[str] = ..., ifname: _Optional[str] = ..., host_ifname: _Optional[str] = ..., ip_address: _Optional[str] = ..., gateway: _Optional[str] = ..., mac_address: _Optional[str] = ..., pid: _Optional[int] = ..., netns_path: _Optional[str] = ..., created_at: _Optional[str] = ..., owner: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ...) -> None: ...
+    ip6_address: str
+    gateway6: str
+    def __init__(self, container_id: _Optional[str] = ..., network: _Optional[str] = ..., ifname: _Optional[str] = ..., host_ifname: _Optional[str] = ..., ip_address: _Optional[str] = ..., gateway: _Optional[str] = ..., mac_address: _Optional[str] = ..., pid: _Optional[int] = ..., netns_path: _Optional[str] = ..., created_at: _Optional[str] = ..., owner: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., ip6_address: _Optional[str] = ..., gateway6: _Optional[str] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()
@@ -111,7 +121,7 @@ class GetStatusResponse(_message.Message):
     def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., firewall_driver: _Optional[str] = ..., networks: _Optional[_Iterable[_Union[NetworkStatus, _Mapping]]] = ...) -> None: ...
 
 class NetworkStatus(_message.Message):
-    __slots__ = ("name", "bridge", "subnet", "gateway", "mtu", "endpoints", "addresses_used", "addresses_free")
+    __slots__ = ("name", "bridge", "subnet", "gateway", "mtu", "endpoints", "addresses_used", "addresses_free", "subnet6", "gateway6", "icc", "masquerade", "masquerade6")
     NAME_FIELD_NUMBER: _ClassVar[int]
     BRIDGE_FIELD_NUMBER: _ClassVar[int]
     SUBNET_FIELD_NUMBER: _ClassVar[int]
@@ -120,6 +130,11 @@ class NetworkStatus(_message.Message):
     ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
     ADDRESSES_USED_FIELD_NUMBER: _ClassVar[int]
     ADDRESSES_FREE_FIELD_NUMBER: _ClassVar[int]
+    SUBNET6_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY6_FIELD_NUMBER: _ClassVar[int]
+    ICC_FIELD_NUMBER: _ClassVar[int]
+    MASQUERADE_FIELD_NUMBER: _ClassVar[int]
+    MASQUERADE6_FIELD_NUMBER: _ClassVar[int]
     name: str
     bridge: str
     subnet: str
@@ -128,13 +143,30 @@ class NetworkStatus(_message.Message):
     endpoints: int
     addresses_used: int
     addresses_free: int
-    def __init__(self, name: _Optional[str] = ..., bridge: _Optional[str] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., mtu: _Optional[int] = ..., endpoints: _Optional[int] = ..., addresses_used: _Optional[int] = ..., addresses_free: _Optional[int] = ...) -> None: ...
+    subnet6: str
+    gateway6: str
+    icc: bool
+    masquerade: bool
+    masquerade6: bool
+    def __init__(self, name: _Optional[str] = ..., bridge: _Optional[str] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., mtu: _Optional[int] = ..., endpoints: _Optional[int] = ..., addresses_used: _Optional[int] = ..., addresses_free: _Optional[int] = ..., subnet6: _Optional[str] = ..., gateway6: _Optional[str] = ..., icc: _Optional[bool] = ..., masquerade: _Optional[bool] = ..., masquerade6: _Optional[bool] = ...) -> None: ...
+
+class ListNetworksRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListNetworksResponse(_message.Message):
+    __slots__ = ("networks",)
+    NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    networks: _containers.RepeatedCompositeFieldContainer[NetworkStatus]
+    def __init__(self, networks: _Optional[_Iterable[_Union[NetworkStatus, _Mapping]]] = ...) -> None: ...
 
 class InspectEndpointRequest(_message.Message):
-    __slots__ = ("container_id",)
+    __slots__ = ("container_id", "network")
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
     container_id: str
-    def __init__(self, container_id: _Optional[str] = ...) -> None: ...
+    network: str
+    def __init__(self, container_id: _Optional[str] = ..., network: _Optional[str] = ...) -> None: ...
 
 class InspectEndpointResponse(_message.Message):
     __slots__ = ("endpoint", "host_link", "container_link", "container_addresses", "container_routes")
@@ -177,10 +209,12 @@ class LinkState(_message.Message):
     def __init__(self, name: _Optional[str] = ..., up: _Optional[bool] = ..., carrier: _Optional[bool] = ..., mtu: _Optional[int] = ..., mac_address: _Optional[str] = ..., rx_packets: _Optional[int] = ..., tx_packets: _Optional[int] = ..., rx_bytes: _Optional[int] = ..., tx_bytes: _Optional[int] = ..., rx_dropped: _Optional[int] = ..., tx_dropped: _Optional[int] = ...) -> None: ...
 
 class CheckEndpointRequest(_message.Message):
-    __slots__ = ("container_id",)
+    __slots__ = ("container_id", "network")
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
     container_id: str
-    def __init__(self, container_id: _Optional[str] = ...) -> None: ...
+    network: str
+    def __init__(self, container_id: _Optional[str] = ..., network: _Optional[str] = ...) -> None: ...
 
 class CheckEndpointResponse(_message.Message):
     __slots__ = ("ok", "problems")

@@ -51,6 +51,11 @@ class NetdStub:
                 request_serializer=netd_dot_v1_dot_netd__pb2.ListEndpointsRequest.SerializeToString,
                 response_deserializer=netd_dot_v1_dot_netd__pb2.ListEndpointsResponse.FromString,
                 _registered_method=True)
+        self.ListNetworks = channel.unary_unary(
+                '/netd.v1.Netd/ListNetworks',
+                request_serializer=netd_dot_v1_dot_netd__pb2.ListNetworksRequest.SerializeToString,
+                response_deserializer=netd_dot_v1_dot_netd__pb2.ListNetworksResponse.FromString,
+                _registered_method=True)
         self.GetStatus = channel.unary_unary(
                 '/netd.v1.Netd/GetStatus',
                 request_serializer=netd_dot_v1_dot_netd__pb2.GetStatusRequest.SerializeToString,
@@ -94,6 +99,13 @@ class NetdServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListNetworks(self, request, context):
+        """The configured networks: bridge, subnets, gateways, MTU, addresses used and free.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetStatus(self, request, context):
         """What netd runs with and how full its network is.
         """
@@ -132,6 +144,11 @@ def add_NetdServicer_to_server(servicer, server):
                     servicer.ListEndpoints,
                     request_deserializer=netd_dot_v1_dot_netd__pb2.ListEndpointsRequest.FromString,
                     response_serializer=netd_dot_v1_dot_netd__pb2.ListEndpointsResponse.SerializeToString,
+            ),
+            'ListNetworks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNetworks,
+                    request_deserializer=netd_dot_v1_dot_netd__pb2.ListNetworksRequest.FromString,
+                    response_serializer=netd_dot_v1_dot_netd__pb2.ListNetworksResponse.SerializeToString,
             ),
             'GetStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStatus,
@@ -232,6 +249,33 @@ class Netd:
             '/netd.v1.Netd/ListEndpoints',
             netd_dot_v1_dot_netd__pb2.ListEndpointsRequest.SerializeToString,
             netd_dot_v1_dot_netd__pb2.ListEndpointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNetworks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/netd.v1.Netd/ListNetworks',
+            netd_dot_v1_dot_netd__pb2.ListNetworksRequest.SerializeToString,
+            netd_dot_v1_dot_netd__pb2.ListNetworksResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,6 +25,12 @@ paths = st.one_of(
     st.just(""), st.text(max_size=100),
     st.sampled_from(["/proc/self/ns/net", "/proc/1/ns/net", "/", "/dev/null", "/proc/self/ns/pid", "/run/netns"]),
 )
+networks = st.one_of(st.just(""), st.just(""), st.just("default"), st.text(max_size=70))
+port_numbers = st.one_of(st.integers(min_value=0, max_value=2**32 - 1), st.integers(min_value=1, max_value=65535))
+ports = st.lists(st.builds(
+    pb.PortMapping, protocol=st.sampled_from(["", "tcp", "udp", "UDP", "sctp", "é"]),
+    host_ip=st.one_of(st.just(""), addresses), host_port=port_numbers, container_port=port_numbers,
+    range=st.one_of(st.just(0), st.integers(min_value=0, max_value=2**32 - 1))), max_size=3)
 pids = st.one_of(st.integers(min_value=-(2**31), max_value=2**31 - 1), st.integers(min_value=2, max_value=4194304))
 
 
@@ -39,6 +45,8 @@ def attach_requests(draw):
         netns_path=draw(paths) if mode in ("path", "both") else "",
         ifname=draw(ifnames),
         ip_address=draw(addresses),
+        network=draw(networks),
+        ports=draw(ports),
     )
 
 

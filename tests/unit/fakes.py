@@ -46,7 +46,7 @@ class FakeLinks:
     def overlapping(self, subnet, bridge):
         return []
 
-    def enable_ip_forwarding(self):
+    def enable_ip_forwarding(self, ipv6=False):
         pass
 
     bridge_ok: bool = True
@@ -74,9 +74,9 @@ class FakeLinks:
         self.veths[host_ifname] = self.next_index
         return self.next_index
 
-    def configure_container_side(self, ns_fd, ifname, address, gateway):
+    def configure_container_side(self, ns_fd, endpoint, metric=0):
         self._maybe_fail("configure_container_side")
-        self.configured.add(str(address))
+        self.configured.add(str(endpoint.address))
 
     def host_link(self, name):
         return SimpleNamespace(master=1, index=self.veths[name]) if name in self.veths else None
@@ -85,8 +85,8 @@ class FakeLinks:
         configured = self.configured
 
         class View:
-            def problems(self, ifname, address, gateway):
-                return [] if str(address) in configured else [f"container: {ifname} lacks address {address}"]
+            def problems(self, e):
+                return [] if str(e.address) in configured else [f"container: {e.ifname} lacks address {e.address}"]
 
         return View()
 

@@ -22,7 +22,7 @@ def test_netctl_bash_completion_is_valid_bash():
 def test_table_aligns_columns_and_keeps_header_for_no_rows():
     rows = [{"container_id": "a", "ip_address": "10.89.0.2/16"}, {"container_id": "longer-id", "ip_address": "10.89.0.3/16"}]
     lines = table(rows).splitlines()
-    assert lines[0].startswith("CONTAINER_ID  IP_ADDRESS")
+    assert lines[0].startswith("CONTAINER_ID  NETWORK  IP_ADDRESS")
     assert lines[1].index("10.89.0.2/16") == lines[2].index("10.89.0.3/16") == lines[0].index("IP_ADDRESS")
     assert table([]).splitlines()[0].startswith("CONTAINER_ID")
 

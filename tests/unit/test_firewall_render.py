@@ -83,7 +83,7 @@ def test_iptables_restore_adds_missing_jumps_once():
 
 
 def test_iptables_restore_keeps_existing_jumps():
-    saved = "\n".join(iptables.jump_rule(builtin, chain) for _, builtin, chain in iptables.HOOKS)
+    saved = "\n".join(iptables.jump_rule(builtin, chain) for _, builtin, chain in iptables.IPV4.hooks)
     batch = iptables.render_restore(BARE, saved)
     assert "-I " not in batch
     assert batch.count("COMMIT") == 3
@@ -99,7 +99,7 @@ def test_iptables_host_ip_and_range():
 def test_iptables_rules_in_place_needs_every_rule_and_jump():
     rs = Ruleset((NET,), (WEB,))
     rules = [r for rs_ in iptables.render_rules(rs).values() for r in rs_]
-    jumps = [iptables.jump_rule(b, c) for _, b, c in iptables.HOOKS]
+    jumps = [iptables.jump_rule(b, c) for _, b, c in iptables.IPV4.hooks]
     assert iptables.rules_in_place(rs, "\n".join(rules + jumps))
     assert not iptables.rules_in_place(rs, "\n".join(rules))
     assert not iptables.rules_in_place(rs, "\n".join(rules[1:] + jumps))

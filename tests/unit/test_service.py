@@ -12,7 +12,9 @@ from netd.errors import (
     EndpointNotFound,
     FailedPrecondition,
     FirewallError,
+    InvalidArgument,
     KernelError,
+    NetworkNotFound,
     PoolExhausted,
 )
 from netd.firewall import Forward
@@ -22,10 +24,10 @@ from netd.store.memory import MemoryStore
 from tests.unit.fakes import FakeFirewall, FakeLinks, FakeNamespaces
 
 
-def make(cidr="10.89.0.0/16", alive=(100, 101, 102)):
+def make(cidr="10.89.0.0/16", alive=(100, 101, 102), icc=True):
     subnet = IPv4Network(cidr)
-    net = NetworkConfig("default", "netd0", subnet, next(subnet.hosts()), 1500)
-    svc = Service(net=net, store=MemoryStore(), links=FakeLinks(), namespaces=FakeNamespaces(set(alive)),
+    net = NetworkConfig("default", "netd0", subnet, next(subnet.hosts()), 1500, icc=icc)
+    svc = Service(networks=(net,), store=MemoryStore(), links=FakeLinks(), namespaces=FakeNamespaces(set(alive)),
                   firewall=FakeFirewall())
     svc.prepare()
     return svc
@@ -81,9 +83,9 @@ def test_unknown_pid_is_not_found_and_reserves_nothing():
 def test_detach_removes_veth_then_releases():
     svc = make()
     svc.attach(AttachRequest("c1", pid=100))
-    assert svc.detach("c1") is True
+    assert svc.detach("c1") == 1
     assert svc.links.veths == {} and svc.store.list() == []
-    assert svc.detach("c1") is False
+    assert svc.detach("c1") == 0
 
 
 def test_detach_keeps_record_when_veth_deletion_fails():
@@ -92,7 +94,7 @@ def test_detach_keeps_record_when_veth_deletion_fails():
     svc.links.fail_on = "delete_link"
     with pytest.raises(KernelError):
         svc.detach("c1")
-    assert svc.store.get("c1") is not None
+    assert svc.store.get("default", "c1") is not None
 
 
 def test_pool_exhaustion_leaves_nothing_behind():
@@ -101,7 +103,7 @@ def test_pool_exhaustion_leaves_nothing_behind():
         svc.attach(AttachRequest(f"c{i}", pid=100 + i))
     with pytest.raises(PoolExhausted):
         svc.attach(AttachRequest("c5", pid=105))
-    assert len(svc.links.veths) == 5 and svc.store.get("c5") is None
+    assert len(svc.links.veths) == 5 and svc.store.get("default", "c5") is None
 
 
 def test_bridge_full_before_the_kernel_refuses(monkeypatch):
@@ -148,7 +150,7 @@ def test_reconcile_releases_dead_and_interrupted_and_deletes_orphans():
 def _unready(svc, cid):
     """What a crash mid-attach leaves: a record never marked ready, its veth present."""
     ep = svc.attach(AttachRequest(cid, pid=102))
-    svc.store.remove(cid)
+    svc.store.remove("default", cid)
     return replace(ep, ready=False, host_ifindex=0)
 
 
@@ -157,7 +159,7 @@ def test_reconcile_replugs_a_live_container_whose_veth_vanished():
     ep = svc.attach(AttachRequest("c1", pid=100))
     svc.links.veths.clear()
     assert svc.reconcile() == 1
-    again = svc.store.get("c1")
+    again = svc.store.get("default", "c1")
     assert again.address == ep.address and again.host_ifindex != ep.host_ifindex
     assert again.host_ifname in svc.links.veths
 
@@ -169,7 +171,7 @@ def test_reconcile_replugs_a_container_whose_config_vanished():
     assert svc.reconcile() == 0  # start-up only matches records and veths
     assert svc.verify_containers() == 1
     assert svc.links.configured == {str(ep.address)}
-    assert svc.store.get("c1").address == ep.address
+    assert svc.store.get("default", "c1").address == ep.address
 
 
 def test_reconcile_leaves_a_live_veth_whose_pid_is_unreachable():
@@ -178,7 +180,7 @@ def test_reconcile_leaves_a_live_veth_whose_pid_is_unreachable():
     svc.namespaces.alive.discard(100)  # pid gone, but the veth (and so the netns) lives on
     assert svc.reconcile() == 0
     assert svc.verify_containers() == 0
-    assert svc.store.get("c1") is not None
+    assert svc.store.get("default", "c1") is not None
 
 
 def test_check_reports_each_mismatch():
@@ -204,7 +206,7 @@ def test_forget_if_gone_only_for_the_matching_ifindex():
     assert svc.forget_if_gone(ep.host_ifname, ep.host_ifindex) is False  # the link is still there
     svc.links.veths.clear()
     assert svc.forget_if_gone(ep.host_ifname, ep.host_ifindex) is True
-    assert svc.store.get("c1") is None
+    assert svc.store.get("default", "c1") is None
 
 
 def test_sweep_releases_endpoints_whose_veth_is_gone():
@@ -257,7 +259,7 @@ def test_a_published_host_port_belongs_to_one_endpoint():
     clash = PortMapping(8080, 9000, host_ip=IPv4Address("198.51.100.2"))
     with pytest.raises(AlreadyExists, match=r"ports\[0\].*8080/tcp is already published by container c1"):
         svc.attach(AttachRequest("c2", pid=101, ports=(clash,)))
-    assert svc.store.get("c2") is None and svc.firewall.applied == applied
+    assert svc.store.get("default", "c2") is None and svc.firewall.applied == applied
     svc.attach(AttachRequest("c2", pid=101, ports=(PortMapping(8080, 80, "udp"),)))
 
 
@@ -278,8 +280,7 @@ def test_container_death_unpublishes_its_ports():
 
 
 def test_no_icc_isolates_every_port():
-    svc = make()
-    svc.net = replace(svc.net, icc=False)
+    svc = make(icc=False)
     ep = svc.attach(AttachRequest("c1", pid=100))
     assert svc.links.port_flags[ep.host_ifname] == {"hairpin": False, "isolated": True}
 
@@ -289,3 +290,44 @@ def test_publishing_needs_a_firewall():
     svc.firewall.name = "none"
     with pytest.raises(FailedPrecondition, match="--firewall none"):
         svc.attach(AttachRequest("c1", pid=100, ports=(WEB,)))
+
+
+def two_networks():
+    blue = NetworkConfig("blue", "br-blue", IPv4Network("10.91.0.0/24"), IPv4Address("10.91.0.1"), 1500)
+    svc = Service(networks=(make().nets["default"], blue), store=MemoryStore(), links=FakeLinks(),
+                  namespaces=FakeNamespaces({100, 101}), firewall=FakeFirewall())
+    svc.prepare()
+    return svc
+
+
+def test_a_container_joins_two_networks_and_leaves_one():
+    svc = two_networks()
+    a = svc.attach(AttachRequest("c1", pid=100))
+    b = svc.attach(AttachRequest("c1", pid=100, ifname="eth1", network="blue"))
+    assert (a.network, str(b.address), b.host_ifname) == ("default", "10.91.0.2/24", host_ifname_for("c1", "blue"))
+    assert a.host_ifname == host_ifname_for("c1") != b.host_ifname
+    with pytest.raises(AlreadyAttached, match="network blue"):
+        svc.attach(AttachRequest("c1", pid=100, ifname="eth2", network="blue"))
+    with pytest.raises(InvalidArgument, match="default, blue"):
+        svc.inspect("c1")
+    assert svc.detach("c1", "blue") == 1
+    assert [e.network for e in svc.list()] == ["default"] and svc.inspect("c1").endpoint == a
+    assert svc.detach("c1") == 1 and svc.list() == []
+
+
+def test_unknown_network_is_not_found():
+    svc = two_networks()
+    with pytest.raises(NetworkNotFound, match="'red' is not configured"):
+        svc.attach(AttachRequest("c1", pid=100, network="red"))
+    with pytest.raises(NetworkNotFound):
+        svc.list("red")
+
+
+def test_reconcile_releases_endpoints_of_a_network_no_longer_configured():
+    svc = two_networks()
+    svc.attach(AttachRequest("c1", pid=100, network="blue"))
+    svc.attach(AttachRequest("c2", pid=101))
+    svc.networks = svc.networks[:1]
+    svc.nets.pop("blue")
+    assert svc.reconcile() == 1
+    assert [e.container_id for e in svc.list()] == ["c2"]

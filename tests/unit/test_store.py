@@ -1,5 +1,5 @@
 from dataclasses import replace
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
 import pytest
 
@@ -27,7 +27,7 @@ def store(request, tmp_path):
 
 def test_add_then_get_round_trips(store):
     store.add(endpoint())
-    assert store.get("c1") == endpoint()
+    assert store.get("default", "c1") == endpoint()
     assert store.by_host_ifname("vndc1") == endpoint()
 
 
@@ -48,7 +48,7 @@ def test_duplicate_address_is_address_in_use(store):
     store.add(endpoint("c1", "10.89.0.2"))
     with pytest.raises(AddressInUse, match="10.89.0.2"):
         store.add(endpoint("c2", "10.89.0.2"))
-    assert store.get("c2") is None
+    assert store.get("default", "c2") is None
 
 
 def test_same_address_in_another_network_is_fine(store):
@@ -59,17 +59,17 @@ def test_same_address_in_another_network_is_fine(store):
 
 def test_mark_ready_records_ifindex(store):
     store.add(endpoint())
-    ready = store.mark_ready("c1", 17)
+    ready = store.mark_ready("default", "c1", 17)
     assert ready.ready and ready.host_ifindex == 17
-    assert store.get("c1") == ready
+    assert store.get("default", "c1") == ready
 
 
 def test_remove_releases_and_reports(store):
     store.add(endpoint())
-    assert store.remove("c1") is True
-    assert store.remove("c1") is False
+    assert store.remove("default", "c1") is True
+    assert store.remove("default", "c1") is False
     assert store.used_addresses("default") == set()
-    assert store.get("c1") is None
+    assert store.get("default", "c1") is None
 
 
 def test_list_is_ordered_by_creation(store):
@@ -82,10 +82,10 @@ def test_sqlite_state_survives_reopen(tmp_path):
     path = tmp_path / "netd.db"
     first = SqliteStore(path)
     first.add(endpoint())
-    first.mark_ready("c1", 9)
+    first.mark_ready("default", "c1", 9)
     first.close()
     second = SqliteStore(path)
-    assert second.get("c1").host_ifindex == 9
+    assert second.get("default", "c1").host_ifindex == 9
     assert second.last_reserved("default") == IPv4Address("10.89.0.2")
     second.close()
 
@@ -105,5 +105,41 @@ def test_sqlite_adds_new_columns_to_an_older_database(tmp_path):
     store.add(replace(endpoint(), owner="cni:netd", ports=ports))
     store.close()
     store = SqliteStore(path)
-    assert (store.get("c1").owner, store.get("c1").ports) == ("cni:netd", ports)
+    assert (store.get("default", "c1").owner, store.get("default", "c1").ports) == ("cni:netd", ports)
     store.close()
+
+
+def test_one_container_on_two_networks(store):
+    store.add(endpoint("c1", "10.89.0.2"))
+    v6 = IPv6Interface("fd89::2/64")
+    other = replace(endpoint("c1", "10.90.0.2", network="other"), host_ifname="vndother", address6=v6,
+                    gateway6=IPv6Address("fd89::1"))
+    store.add(other)
+    assert [e.network for e in store.of_container("c1")] == ["default", "other"]
+    assert store.get("other", "c1") == other
+    assert store.remove("default", "c1") and store.of_container("c1") == [other]
+
+
+def test_sqlite_rekeys_a_database_from_one_network_per_container(tmp_path):
+    """Before several networks, endpoints were keyed by container id alone."""
+    import sqlite3
+
+    from netd.store.sqlite import SCHEMA
+
+    path = tmp_path / "netd.db"
+    old_schema = (SCHEMA.replace("container_id TEXT NOT NULL,", "container_id TEXT PRIMARY KEY,")
+                  .replace("    PRIMARY KEY (network, container_id),\n", "")
+                  .replace("    address6     TEXT NOT NULL DEFAULT '',\n", "")
+                  .replace("    gateway6     TEXT NOT NULL DEFAULT '',\n", ""))
+    old = sqlite3.connect(path)
+    old.executescript(old_schema)
+    old.execute("INSERT INTO endpoints (container_id, network, ifname, host_ifname, address, ip, gateway, mac_address,"
+                " pid, netns_path, netns_id, created_at) VALUES ('c1', 'default', 'eth0', 'vndc1', '10.89.0.2/16',"
+                " '10.89.0.2', '10.89.0.1', '02:42:0a:59:00:02', 42, '', '4:4026532000', 'then')")
+    old.commit()
+    old.close()
+    store = SqliteStore(path)
+    assert store.get("default", "c1").address == IPv4Interface("10.89.0.2/16")
+    store.add(replace(endpoint("c1", "10.90.0.2", network="other"), host_ifname="vndother"))
+    store.close()
+    assert sorted(e.network for e in SqliteStore(path).of_container("c1")) == ["default", "other"]

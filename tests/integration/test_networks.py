@@ -1,0 +1,120 @@
+"""Several networks from a config file: isolation both ways, NAT each, one
+container on two networks, per-network MTU, ListNetworks; IPv6 dual stack;
+neighbour freshness (arp_notify)."""
+
+import json
+
+import grpc
+import pytest
+
+from netd.v1 import netd_pb2 as pb
+from tests.integration.conftest import Client
+from tests.sandbox import HOST_UPLINK_ADDR, OUTSIDE_ADDR, OUTSIDE_ADDR6, serve_in, tcp_peer_seen, wait_for
+
+CONFIG = """
+firewall_check_interval = 0.5
+
+[[networks]]
+name = "default"
+subnet = "10.89.0.0/16"
+
+[[networks]]
+name = "blue"
+bridge = "br-blue"
+subnet = "10.91.0.0/24"
+subnet6 = "fd91::/64"
+masquerade6 = true
+mtu = 1300
+"""
+DRIVERS = ["nftables", "iptables"]
+
+
+def ip_of(endpoint):
+    return endpoint.ip_address.split("/")[0]
+
+
+def pings(container, address):
+    return container.run("ping", "-c1", "-W1", address, check=False).returncode == 0
+
+
+@pytest.fixture(params=DRIVERS)
+def two_networks(request, sandbox):
+    path = sandbox.workdir / "netd.toml"
+    path.write_text(CONFIG)
+    sandbox.start_netd("--config", str(path), "--firewall", request.param)
+    client = Client(sandbox.socket)
+    yield sandbox, client
+    client.channel.close()
+
+
+def test_networks_are_isolated_both_ways_and_each_has_nat(two_networks):
+    sandbox, client = two_networks
+    a, a2, b = sandbox.container(), sandbox.container(), sandbox.container()
+    ea, ea2 = client.attach("a", pid=a.pid), client.attach("a2", pid=a2.pid)
+    eb = client.attach("b", pid=b.pid, network="blue")
+    assert (ea.network, eb.network) == ("default", "blue") and ip_of(eb).startswith("10.91.0.")
+    serve_in(sandbox, a)
+    serve_in(sandbox, b)
+    assert tcp_peer_seen(a, ip_of(eb)) == "" and tcp_peer_seen(b, ip_of(ea)) == ""
+    assert not pings(a, ip_of(eb)) and not pings(b, ip_of(ea))
+    assert tcp_peer_seen(a2, ip_of(ea)) == ip_of(ea2)  # same network: direct
+    assert tcp_peer_seen(a, OUTSIDE_ADDR) == HOST_UPLINK_ADDR
+    assert tcp_peer_seen(b, OUTSIDE_ADDR) == HOST_UPLINK_ADDR
+    assert json.loads(b.run("ip", "-j", "link", "show", "eth0").stdout)[0]["mtu"] == 1300
+    assert [e.container_id for e in client.stub.ListEndpoints(pb.ListEndpointsRequest(network="blue")).endpoints] == ["b"]
+    networks = {n.name: n for n in client.stub.ListNetworks(pb.ListNetworksRequest()).networks}
+    assert (networks["blue"].bridge, networks["blue"].subnet6, networks["blue"].gateway6) == ("br-blue", "fd91::/64", "fd91::1")
+    assert (networks["blue"].mtu, networks["blue"].addresses_used, networks["default"].addresses_used) == (1300, 1, 2)
+    assert "blue" in sandbox.netctl("networks").stdout
+
+
+def test_one_container_on_two_networks(two_networks):
+    sandbox, client = two_networks
+    c = sandbox.container()
+    client.attach("c", pid=c.pid)
+    e2 = client.attach("c", pid=c.pid, network="blue", ifname="eth1")
+    assert e2.host_ifname != client.list()[0].host_ifname
+    addrs = {i["ifname"]: i for i in json.loads(c.run("ip", "-j", "addr").stdout)}
+    assert {"eth0", "eth1"} <= set(addrs)
+    # each network's default route; the first configured network's wins
+    routes = json.loads(c.run("ip", "-j", "route", "show", "default").stdout)
+    assert [(r["dev"], r.get("metric", 0)) for r in routes] == [("eth0", 0), ("eth1", 1)]
+    code, details = client.code_of(client.stub.InspectEndpoint, pb.InspectEndpointRequest(container_id="c"))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "default, blue" in details
+    code, details = client.code_of(client.attach, "d", pid=c.pid, network="red")
+    assert code == grpc.StatusCode.NOT_FOUND and "red" in details
+    code, _ = client.code_of(client.attach, "c", pid=c.pid, network="blue", ifname="eth2")
+    assert code == grpc.StatusCode.ALREADY_EXISTS
+    client.stub.DetachContainer(pb.DetachContainerRequest(container_id="c", network="blue"))
+    assert [(e.container_id, e.network) for e in client.list()] == [("c", "default")]
+    assert "eth1" not in c.run("ip", "-br", "link").stdout
+    assert client.detach("c") and client.list() == []
+
+
+def test_dual_stack_reaches_containers_and_the_outside_over_ipv6(two_networks):
+    sandbox, client = two_networks
+    b1, b2 = sandbox.container(), sandbox.container()
+    e1 = client.attach("b1", pid=b1.pid, network="blue")
+    e2 = client.attach("b2", pid=b2.pid, network="blue")
+    assert (e1.ip6_address, e1.gateway6) == (f"fd91::{int(ip_of(e1).split('.')[-1]):x}/64", "fd91::1")
+    # usable at once: no duplicate address detection, so not "tentative"
+    assert "tentative" not in b1.run("ip", "-6", "addr", "show", "eth0").stdout
+    assert b1.run("ping", "-6", "-c1", "-W2", e2.ip6_address.split("/")[0], check=False).returncode == 0
+    assert b1.run("ping", "-6", "-c1", "-W2", OUTSIDE_ADDR6, check=False).returncode == 0
+    assert client.stub.CheckEndpoint(pb.CheckEndpointRequest(container_id="b1")).ok
+
+
+def test_attach_announces_the_address_with_a_gratuitous_arp(netd):
+    # arp_accept: the host creates neighbour entries from gratuitous ARP
+    netd.in_host("sysctl", "-qw", "net.ipv4.conf.netd0.arp_accept=1")
+    c = netd.container()
+    e = Client(netd.socket).attach("c1", pid=c.pid)
+
+    def neighbour():
+        entries = json.loads(netd.in_host("ip", "-j", "neigh", "show", "dev", "netd0").stdout or "[]")
+        return next((n for n in entries if n["dst"] == ip_of(e)), None)
+
+    wait_for(lambda: neighbour() is not None, "the host learning the container's MAC without any traffic", 3)
+    assert neighbour()["lladdr"] == e.mac_address
+    # and the kernel announces later MAC changes and link flaps on its own
+    assert c.run("sysctl", "-n", "net.ipv4.conf.eth0.arp_notify").stdout.strip() == "1"
