@@ -130,7 +130,10 @@ def configure_container_side(ns_fd: int, endpoint: Endpoint, metric: int = 0) ->
             rtnl.configure(index, [a for a in (e.address, e.address6) if a], [g for g in (e.gateway, e.gateway6) if g],
                            metric)
         except NetlinkError as err:
-            raise KernelError(f"failed to configure {e.ifname} in the container: {err.strerror}") from err
+            if err.errno == errno.EEXIST and err.step:
+                # e.g. a second container id attached to the same netns on the same network
+                raise AlreadyExists(f"the container's network namespace already has the {err.step}") from None
+            raise KernelError(f"failed to configure {e.ifname} in the container: {err.step}: {err.strerror}") from err
     announce(ns_fd, e)
 
 

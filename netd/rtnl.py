@@ -57,7 +57,7 @@ NLA_F_NESTED = 0x8000
 
 
 class NetlinkError(OSError):
-    pass
+    step = ""  # which request of a batch failed, when the caller named them
 
 
 def attr(kind: int, payload: bytes) -> bytes:
@@ -334,15 +334,23 @@ class Rtnl:
         self.batch((RTM_NEWLINK, F_CREATE | F_EXCL, veth_body(host, peer, ns_fd, master, mtu, mac)))
 
     def configure(self, index: int, addresses: list[IPInterface], gateways: list[IPAddress], metric: int = 0) -> None:
-        """Addresses, link up, lo up, default routes: in that order (a route needs the first two)."""
-        self.batch(
-            (RTM_NEWLINK, 0, no_ipv6_link_local_body(index=index)),
-            (RTM_NEWLINK, 0, arp_notify_body(index)),
-            *((RTM_NEWADDR, F_CREATE | F_EXCL, address_body(index, a)) for a in addresses),
-            (RTM_NEWLINK, 0, link_up_body(index)),
-            (RTM_NEWLINK, 0, link_up_body(LOOPBACK_INDEX)),
-            *((RTM_NEWROUTE, F_CREATE | F_EXCL, default_route_body(index, g, metric)) for g in gateways),
-        )
+        """Addresses, link up, lo up, default routes: in that order (a route
+        needs the first two). A failure names its step (NetlinkError.step)."""
+        steps = [
+            ("link settings", (RTM_NEWLINK, 0, no_ipv6_link_local_body(index=index))),
+            ("link settings", (RTM_NEWLINK, 0, arp_notify_body(index))),
+            *((f"address {a}", (RTM_NEWADDR, F_CREATE | F_EXCL, address_body(index, a))) for a in addresses),
+            ("link up", (RTM_NEWLINK, 0, link_up_body(index))),
+            ("lo up", (RTM_NEWLINK, 0, link_up_body(LOOPBACK_INDEX))),
+            *((f"default route via {g}", (RTM_NEWROUTE, F_CREATE | F_EXCL, default_route_body(index, g, metric)))
+              for g in gateways),
+        ]
+        _, errors = self.exchange(*(request for _, request in steps))
+        for (step, _), err in zip(steps, errors):
+            if err:
+                error = NetlinkError(err, os.strerror(err))
+                error.step = step
+                raise error
 
     def set_group(self, names: list[str], group: int) -> list[int]:
         """Move links into a group, one batch; each link's errno (0: moved)."""

@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 from netd.netns import INIT_NET_INO
+from tests.sandbox import sh
 
 OK = object()
 
@@ -105,3 +106,13 @@ def test_netctl_reports_errors_on_one_line(netd, pid):
     assert result.returncode == 1
     assert result.stderr.startswith("netctl: INVALID_ARGUMENT: pid")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_second_id_into_the_same_netns_and_network_is_already_exists(netd, client):
+    """Its default route would clash with the first one's: refused, rolled back."""
+    path = netd.named_netns_add("shared")
+    client.attach("first", netns_path=path)
+    code, details = client.code_of(client.attach, "second", netns_path=path, ifname="eth1")
+    assert code == grpc.StatusCode.ALREADY_EXISTS and "default route via 10.89.0.1" in details
+    assert [e.container_id for e in client.list()] == ["first"]
+    assert "eth1" not in sh("ip", "-n", path.rsplit("/", 1)[1], "-br", "link").stdout

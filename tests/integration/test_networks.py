@@ -118,3 +118,24 @@ def test_attach_announces_the_address_with_a_gratuitous_arp(netd):
     assert neighbour()["lladdr"] == e.mac_address
     # and the kernel announces later MAC changes and link flaps on its own
     assert c.run("sysctl", "-n", "net.ipv4.conf.eth0.arp_notify").stdout.strip() == "1"
+
+
+def test_a_full_bridge_is_resource_exhausted_before_the_kernel_refuses(netd):
+    """A Linux bridge takes 1023 ports: the 1024th attach is refused by netd, naming the bridge."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.sandbox import sh
+
+    names = [f"{netd.name}-full{i}" for i in range(1023)]
+    sh("ip", "-batch", "-", input="".join(f"netns add {n}\n" for n in names), timeout=120)
+    try:
+        client = Client(netd.socket)
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda n: client.attach(n, netns_path=f"/run/netns/{n}"), names))
+        extra = netd.named_netns_add("extra")
+        code, details = client.code_of(client.attach, "one-too-many", netns_path=extra)
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "bridge netd0" in details
+        ports = [link for link in netd.host_json("link", "show", "master", "netd0")]
+        assert len(ports) == 1023
+    finally:
+        sh("ip", "-batch", "-", input="".join(f"netns del {n}\n" for n in names), timeout=120, check=False)

@@ -10,7 +10,7 @@ import pytest
 
 from netd.v1 import netd_pb2 as pb
 from tests.integration.conftest import Client
-from tests.sandbox import HOST_UPLINK_ADDR, OUTSIDE_ADDR, peer_seen_via, serve_in, tcp_peer_seen, wait_for
+from tests.sandbox import HOST_UPLINK_ADDR, OUTSIDE_ADDR, peer_seen_via, serve_in, sh, tcp_peer_seen, wait_for
 
 DRIVERS = ["nftables", "iptables"]
 HOST_PORT = 18080
@@ -20,6 +20,16 @@ import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 5353))
 while True:
     _, peer = s.recvfrom(64); s.sendto(sys.argv[1].encode(), peer)
+"""
+# One question, the answering server's name (or "" after a second).
+UDP_ASK = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1)
+s.sendto(b"?", (sys.argv[1], int(sys.argv[2])))
+try:
+    print(s.recv(64).decode())
+except OSError:
+    print("")
 """
 # One socket (so one conntrack entry) sending about ten datagrams a second;
 # prints each answer, or "-" when none came.
@@ -123,6 +133,9 @@ def test_udp_client_follows_a_replaced_container(sandbox, driver):
         sandbox.procs.append(subprocess.Popen(["nsenter", f"--net={c.netns}", sys.executable, "-c", UDP_SERVER, name]))
         return c
 
+    def ask(prefix, address):
+        return sh(*prefix, sys.executable, "-c", UDP_ASK, address, "15353").stdout.strip()
+
     old = udp_container("old")
     steady = subprocess.Popen(["ip", "netns", "exec", sandbox.outside, sys.executable, "-c", UDP_CLIENT,
                                HOST_UPLINK_ADDR, "15353"], stdout=subprocess.PIPE, text=True)
@@ -131,8 +144,14 @@ def test_udp_client_follows_a_replaced_container(sandbox, driver):
     wait_for(lambda: next(answers).strip() == "old", "the old container answering", timeout=15)
     client.detach("old")
     old.kill()
-    udp_container("new")
+    new = udp_container("new")
     wait_for(lambda: next(answers).strip() == "new", "the new container answering the same client", timeout=15)
+    # UDP from the host (its address and 127.0.0.1) and from containers (hairpin), too
+    host, other = ["ip", "netns", "exec", sandbox.host], sandbox.container()
+    client.attach("other", pid=other.pid)
+    assert ask(host, HOST_UPLINK_ADDR) == ask(host, "127.0.0.1") == "new"
+    assert ask(["nsenter", f"--net={other.netns}"], HOST_UPLINK_ADDR) == "new"
+    assert ask(["nsenter", f"--net={new.netns}"], HOST_UPLINK_ADDR) == "new"
 
 
 def test_no_icc_blocks_containers_from_each_other_but_not_the_outside(sandbox):

@@ -107,3 +107,13 @@ def test_network_flags_need_a_default_network_in_the_file(tmp_path):
     assert [n.name for n in config.from_args(["--config", path]).networks] == ["a"]
     with pytest.raises(InvalidArgument, match="--bridge applies to network 'default'"):
         config.from_args(["--config", path, "--bridge", "br9"])
+
+
+def test_netd_refuses_to_start_on_a_bad_config_naming_the_key(tmp_path):
+    import subprocess
+    import sys
+
+    path = write(tmp_path, "[[networks]]\nname = 'a'\nsubnet = '10.0.0.0/24'\nmtu = 'big'\n")
+    proc = subprocess.run([sys.executable, "-m", "netd", "--config", path], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert f"netd: config {path}: networks[0].mtu must be int" in proc.stderr
