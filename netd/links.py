@@ -11,20 +11,16 @@ import errno
 import itertools
 import os
 import socket
-import struct
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
-
-import structlog
+from ipaddress import IPv4Network
 
 from netd import netns
 from netd.errors import AlreadyExists, FailedPrecondition, KernelError
 from netd.model import HOST_IFNAME_PREFIX, Endpoint, NetworkConfig, mac_for
 from netd.rtnl import IFF_UP, IPInterface, Link, NetlinkError, Route, Rtnl
 
-log = structlog.get_logger("netd")
 _local = threading.local()
 DEFAULT_MTU = 1500
 MAIN_TABLE = 254
@@ -118,7 +114,7 @@ def create_veth(host_ifname: str, peer_ifname: str, ns_fd: int, bridge_index: in
 
 
 def configure_container_side(ns_fd: int, endpoint: Endpoint, metric: int = 0) -> None:
-    """Addresses, link up (announced by a gratuitous ARP: arp_notify), lo up,
+    """Addresses, link up (announced by gratuitous ARP: arp_notify), lo up,
     default routes (with `metric`, so a container on several networks has one
     per network, the lowest metric winning)."""
     e = endpoint
@@ -129,33 +125,17 @@ def configure_container_side(ns_fd: int, endpoint: Endpoint, metric: int = 0) ->
                 raise KernelError(f"failed to configure {e.ifname}: not in the container's network namespace")
             rtnl.configure(index, [a for a in (e.address, e.address6) if a], [g for g in (e.gateway, e.gateway6) if g],
                            metric)
+            # arp_notify's gratuitous ARP at link up goes out before the bridge
+            # has enabled the host end's port (it does so on the carrier event
+            # that follows), so it is lost. Setting the MAC again makes the
+            # kernel announce once more, now that the port forwards; no
+            # AF_PACKET socket, whose close waits for an RCU grace period.
+            rtnl.set_mac(index, e.mac_address)
         except NetlinkError as err:
             if err.errno == errno.EEXIST and err.step:
                 # e.g. a second container id attached to the same netns on the same network
                 raise AlreadyExists(f"the container's network namespace already has the {err.step}") from None
             raise KernelError(f"failed to configure {e.ifname} in the container: {err.step}: {err.strerror}") from err
-    announce(ns_fd, e)
-
-
-def garp_frame(mac: str, address: IPv4Address) -> bytes:
-    """A gratuitous ARP request: who-has ADDRESS tell ADDRESS, from MAC, broadcast."""
-    hw, ip = bytes.fromhex(mac.replace(":", "")), address.packed
-    return b"\xff" * 6 + hw + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + hw + ip + bytes(6) + ip
-
-
-def announce(ns_fd: int, endpoint: Endpoint) -> None:
-    """Tell the bridge (host and containers) the address's MAC now.
-
-    arp_notify sends a gratuitous ARP when the link comes up, but then the
-    host end's bridge port is not forwarding yet (the bridge enables it on the
-    carrier event that follows), so that one is lost: send another.
-    """
-    try:
-        with netns.socket_in(ns_fd, socket.AF_PACKET, socket.SOCK_RAW, 0) as sock:
-            sock.bind((endpoint.ifname, 0))
-            sock.send(garp_frame(endpoint.mac_address, endpoint.address.ip))
-    except OSError as e:  # a lost announcement only costs neighbours an ARP round trip
-        log.warning("announce_failed", container_id=endpoint.container_id, error=str(e))
 
 
 @dataclass(frozen=True)

@@ -323,6 +323,9 @@ class Rtnl:
         self.batch((RTM_NEWLINK, 0, IFINFO.pack(0, 0, index, IFF_UP, IFF_UP)
                     + attr(IFLA_ADDRESS, mac_bytes(mac)) + u32(IFLA_MTU, mtu)))
 
+    def set_mac(self, index: int, mac: str) -> None:
+        self.batch((RTM_NEWLINK, 0, IFINFO.pack(0, 0, index, 0, 0) + attr(IFLA_ADDRESS, mac_bytes(mac))))
+
     def set_master(self, name: str, master: int, hairpin: bool, isolated: bool) -> None:
         self.batch((RTM_NEWLINK, 0, IFINFO.pack(0, 0, 0, IFF_UP, IFF_UP) + name_attr(name) + u32(IFLA_MASTER, master)),
                    (RTM_NEWLINK, 0, bridge_port_body(name, hairpin, isolated)))
