@@ -263,7 +263,7 @@ class Service:
         if not endpoints:
             raise EndpointNotFound(f"container {container_id} is not attached")
         if len(endpoints) > 1:
-            names = ", ".join(e.network for e in endpoints)
+            names = ", ".join(sorted(e.network for e in endpoints))
             raise InvalidArgument(f"container {container_id} is attached to networks {names}: name the network")
         return endpoints[0]
 

@@ -80,7 +80,7 @@ def test_one_container_on_two_networks(two_networks):
     routes = json.loads(c.run("ip", "-j", "route", "show", "default").stdout)
     assert [(r["dev"], r.get("metric", 0)) for r in routes] == [("eth0", 0), ("eth1", 1)]
     code, details = client.code_of(client.stub.InspectEndpoint, pb.InspectEndpointRequest(container_id="c"))
-    assert code == grpc.StatusCode.INVALID_ARGUMENT and "default, blue" in details
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "blue, default" in details
     code, details = client.code_of(client.attach, "d", pid=c.pid, network="red")
     assert code == grpc.StatusCode.NOT_FOUND and "red" in details
     code, _ = client.code_of(client.attach, "c", pid=c.pid, network="blue", ifname="eth2")
