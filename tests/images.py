@@ -26,7 +26,7 @@ def busybox_oci_archive(path: Path) -> None:
         bin_dir.type, bin_dir.mode = tarfile.DIRTYPE, 0o755
         tar.addfile(bin_dir)
         tar.add(shutil.which("busybox"), arcname="bin/busybox")
-        for applet in ("sh", "wget", "ping", "ip", "timeout"):
+        for applet in ("sh", "wget", "ping", "ip", "timeout", "httpd"):
             link = tarfile.TarInfo(f"bin/{applet}")
             link.type, link.linkname = tarfile.SYMTYPE, "busybox"
             tar.addfile(link)
