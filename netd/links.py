@@ -281,19 +281,19 @@ def overlapping(subnet: IPv4Network, bridge: str) -> list[str]:
     return list(found.values())
 
 
+def _enable(knob: str, what: str) -> None:
+    try:
+        with open(f"/proc/sys/net/{knob}", "w") as f:
+            f.write("1")
+    except OSError as e:
+        raise KernelError(f"failed to enable {what}: {e.strerror}") from e
+
+
 def enable_ip_forwarding(ipv6: bool = False) -> None:
-    knobs = ["/proc/sys/net/ipv4/ip_forward"] + (["/proc/sys/net/ipv6/conf/all/forwarding"] if ipv6 else [])
-    for knob in knobs:
-        try:
-            with open(knob, "w") as f:
-                f.write("1")
-        except OSError as e:
-            raise KernelError(f"failed to enable forwarding ({knob}): {e.strerror}") from e
+    _enable("ipv4/ip_forward", "IPv4 forwarding")
+    if ipv6:
+        _enable("ipv6/conf/all/forwarding", "IPv6 forwarding")
 
 
 def enable_route_localnet(bridge: str) -> None:
-    try:
-        with open(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet", "w") as f:
-            f.write("1")
-    except OSError as e:
-        raise KernelError(f"failed to enable route_localnet on {bridge}: {e.strerror}") from e
+    _enable(f"ipv4/conf/{bridge}/route_localnet", f"route_localnet on {bridge}")

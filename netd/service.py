@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from netd import firewall as fw
 from netd import ipam
 from netd.errors import (
     AlreadyAttached,
@@ -29,8 +30,6 @@ from netd.errors import (
     NetdError,
     NetworkNotFound,
 )
-from netd import firewall as fw
-from netd.firewall import Firewall
 from netd.model import (
     BRIDGE_MAX_PORTS,
     DEFAULT_NETWORK,
@@ -65,7 +64,7 @@ class Service:
     store: Store
     links: ModuleType | Any
     namespaces: ModuleType | Any
-    firewall: Firewall
+    firewall: fw.Firewall
 
     def __post_init__(self) -> None:
         self.nets = {n.name: n for n in self.networks}
@@ -130,8 +129,10 @@ class Service:
             except NetdError as e:
                 log.warning("conntrack_flush_failed", error=str(e))
 
-    def _port_flags(self, endpoint: Endpoint) -> dict[str, bool]:
-        return {"hairpin": bool(endpoint.ports), "isolated": not self.nets[endpoint.network].icc}
+    def _port_flags(self, endpoint: Endpoint) -> tuple[bool, bool]:
+        """(hairpin, isolated) for the endpoint's bridge port: hairpin so it can
+        reach its own published ports, isolated when its network has no ICC."""
+        return bool(endpoint.ports), not self.nets[endpoint.network].icc
 
     def heal(self) -> int:
         """Put back what someone else removed: bridges (and their ports), the
@@ -142,7 +143,7 @@ class Service:
                 self._ensure_bridge(net)
                 for e in self.store.list(net.name):
                     self._quietly("re-attach port", self.links.enslave, e.host_ifname, self._bridges[net.name],
-                                  *self._port_flags(e).values())
+                                  *self._port_flags(e))
                 log.warning("bridge_repaired", bridge=net.bridge, network=net.name)
                 repairs += 1
         with self._firewall_lock:
@@ -222,7 +223,7 @@ class Service:
         net = self.nets[endpoint.network]
         ifindex = self.links.create_veth(
             endpoint.host_ifname, endpoint.ifname, ns_fd, self._bridges[net.name],
-            net.mtu, endpoint.mac_address, **self._port_flags(endpoint),
+            net.mtu, endpoint.mac_address, *self._port_flags(endpoint),
         )
         try:
             self.links.configure_container_side(ns_fd, endpoint, self._route_metric[net.name])

@@ -65,11 +65,11 @@ class FakeLinks:
     def enslave(self, name, index, hairpin=False, isolated=False):
         self.enslaved.append(name)
 
-    port_flags: dict = field(default_factory=dict)  # host name -> {"hairpin":…, "isolated":…}
+    port_flags: dict = field(default_factory=dict)  # host name -> (hairpin, isolated)
 
-    def create_veth(self, host_ifname, peer_ifname, ns_fd, bridge_index, mtu, mac, **flags):
+    def create_veth(self, host_ifname, peer_ifname, ns_fd, bridge_index, mtu, mac, hairpin=False, isolated=False):
         self._maybe_fail("create_veth")
-        self.port_flags[host_ifname] = flags
+        self.port_flags[host_ifname] = (hairpin, isolated)
         self.next_index += 1
         self.veths[host_ifname] = self.next_index
         return self.next_index

@@ -247,7 +247,7 @@ def test_published_ports_reach_the_firewall_with_the_container_address():
     svc = make()
     ep = svc.attach(AttachRequest("c1", pid=100, ports=(WEB,)))
     assert svc.firewall.rules.forwards == (Forward(WEB, ep.address.ip),)
-    assert svc.links.port_flags[ep.host_ifname] == {"hairpin": True, "isolated": False}
+    assert svc.links.port_flags[ep.host_ifname] == (True, False)  # hairpin, not isolated
     svc.detach("c1")
     assert svc.firewall.rules.forwards == ()
 
@@ -282,7 +282,7 @@ def test_container_death_unpublishes_its_ports():
 def test_no_icc_isolates_every_port():
     svc = make(icc=False)
     ep = svc.attach(AttachRequest("c1", pid=100))
-    assert svc.links.port_flags[ep.host_ifname] == {"hairpin": False, "isolated": True}
+    assert svc.links.port_flags[ep.host_ifname] == (False, True)
 
 
 def test_publishing_needs_a_firewall():
