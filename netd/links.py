@@ -14,7 +14,7 @@ import socket
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 
 from netd import netns
 from netd.errors import AlreadyExists, FailedPrecondition, KernelError
@@ -113,10 +113,10 @@ def create_veth(host_ifname: str, peer_ifname: str, ns_fd: int, bridge_index: in
     return index
 
 
-def configure_container_side(ns_fd: int, endpoint: Endpoint, metric: int = 0) -> None:
-    """Addresses, link up (announced by gratuitous ARP: arp_notify), lo up,
-    default routes (with `metric`, so a container on several networks has one
-    per network, the lowest metric winning)."""
+def configure_container_side(ns_fd: int, endpoint: Endpoint, metric: int = 0, announce: bool = False) -> None:
+    """Addresses, link up, lo up, default routes (with `metric`, so a
+    container on several networks has one per network, the lowest metric
+    winning); arp_notify on, and with `announce` a gratuitous ARP."""
     e = endpoint
     with Rtnl(netns.socket_in(ns_fd)) as rtnl:
         try:
@@ -125,12 +125,14 @@ def configure_container_side(ns_fd: int, endpoint: Endpoint, metric: int = 0) ->
                 raise KernelError(f"failed to configure {e.ifname}: not in the container's network namespace")
             rtnl.configure(index, [a for a in (e.address, e.address6) if a], [g for g in (e.gateway, e.gateway6) if g],
                            metric)
-            # arp_notify's gratuitous ARP at link up goes out before the bridge
-            # has enabled the host end's port (it does so on the carrier event
-            # that follows), so it is lost. Setting the MAC again makes the
-            # kernel announce once more, now that the port forwards; no
-            # AF_PACKET socket, whose close waits for an RCU grace period.
-            rtnl.set_mac(index, e.mac_address)
+            if announce:
+                # arp_notify's gratuitous ARP at link up goes out before the
+                # bridge has enabled the host end's port (it does so on the
+                # carrier event that follows), so it is lost. Setting the MAC
+                # again makes the kernel announce once more, now that the port
+                # forwards (and no AF_PACKET socket, whose close would wait
+                # for an RCU grace period).
+                rtnl.set_mac(index, e.mac_address)
         except NetlinkError as err:
             if err.errno == errno.EEXIST and err.step:
                 # e.g. a second container id attached to the same netns on the same network
@@ -172,6 +174,15 @@ def container_view(ns_fd: int, ifname: str) -> ContainerView:
             [a.address for a in rtnl.addresses(socket.AF_UNSPEC) if a.index == link.index],
             [r for r in rtnl.routes(socket.AF_UNSPEC) if r.table == MAIN_TABLE and r.oif == link.index],
         )
+
+
+def stale_neighbour(bridge_index: int, address: IPv4Address, mac: str) -> bool:
+    """Does the host hold another MAC for the address (a previous holder's)?"""
+    try:
+        held = _rtnl().neighbour_mac(bridge_index, address)
+    except NetlinkError as e:
+        raise KernelError(f"failed to read the neighbour entry of {address}: {e.strerror}") from e
+    return held is not None and held != mac
 
 
 def host_link(name: str) -> Link | None:

@@ -39,6 +39,9 @@ ERRNO = struct.Struct("=i")
 
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_NEWADDR, RTM_GETADDR, RTM_NEWROUTE, RTM_GETROUTE = 16, 17, 18, 20, 22, 24, 26
+RTM_GETNEIGH = 30
+NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
+NDA_DST, NDA_LLADDR = 1, 2
 F_REQUEST, F_ACK, F_DUMP, F_EXCL, F_CREATE = 0x1, 0x4, 0x300, 0x200, 0x400
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_GROUP, IFLA_NET_NS_FD = 1, 3, 4, 10, 18, 27, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_DATA, VETH_INFO_PEER = 1, 2, 5, 1
@@ -298,6 +301,18 @@ class Rtnl:
                 return None
             raise
         return replies[-1]
+
+    def neighbour_mac(self, index: int, address: IPv4Address) -> str | None:
+        """The MAC the neighbour table holds for an address on a link, if any."""
+        try:
+            (body,) = self.batch((RTM_GETNEIGH, 0, NDMSG.pack(socket.AF_INET, index, 0, 0, 0)
+                                  + attr(NDA_DST, address.packed)))
+        except NetlinkError as e:
+            if e.errno == errno.ENOENT:
+                return None
+            raise
+        lladdr = parse_attrs(body, NDMSG.size).get(NDA_LLADDR)
+        return ":".join(f"{b:02x}" for b in lladdr) if lladdr else None
 
     def link(self, name: str) -> Link | None:
         body = self._getlink(name)

@@ -225,8 +225,13 @@ class Service:
             endpoint.host_ifname, endpoint.ifname, ns_fd, self._bridges[net.name],
             net.mtu, endpoint.mac_address, *self._port_flags(endpoint),
         )
+        # A gratuitous ARP floods every port of the bridge (5 ms of kernel
+        # work at 1000 ports), and MACs derived from addresses keep every
+        # neighbour entry right when an address is reused: announce only when
+        # the host holds another MAC for it.
+        announce = self.links.stale_neighbour(self._bridges[net.name], endpoint.address.ip, endpoint.mac_address)
         try:
-            self.links.configure_container_side(ns_fd, endpoint, self._route_metric[net.name])
+            self.links.configure_container_side(ns_fd, endpoint, self._route_metric[net.name], announce)
         except BaseException:
             self._quietly("delete veth", self.links.delete_link, endpoint.host_ifname)
             raise

@@ -104,18 +104,19 @@ def test_dual_stack_reaches_containers_and_the_outside_over_ipv6(two_networks):
     assert client.stub.CheckEndpoint(pb.CheckEndpointRequest(container_id="b1")).ok
 
 
-def test_attach_announces_the_address_with_a_gratuitous_arp(netd):
-    # arp_accept: the host creates neighbour entries from gratuitous ARP
-    netd.in_host("sysctl", "-qw", "net.ipv4.conf.netd0.arp_accept=1")
+def test_attach_corrects_a_stale_neighbour_entry_with_a_gratuitous_arp(netd):
+    """The host still maps the address to a previous holder's MAC (a device
+    netd did not plug): the new container's announcement fixes it at once."""
+    netd.in_host("ip", "neigh", "replace", "10.89.0.2", "lladdr", "02:00:00:00:00:99", "nud", "stale", "dev", "netd0")
     c = netd.container()
     e = Client(netd.socket).attach("c1", pid=c.pid)
+    assert ip_of(e) == "10.89.0.2"
 
-    def neighbour():
+    def held_mac():
         entries = json.loads(netd.in_host("ip", "-j", "neigh", "show", "dev", "netd0").stdout or "[]")
-        return next((n for n in entries if n["dst"] == ip_of(e)), None)
+        return next((n.get("lladdr") for n in entries if n["dst"] == ip_of(e)), None)
 
-    wait_for(lambda: neighbour() is not None, "the host learning the container's MAC without any traffic", 3)
-    assert neighbour()["lladdr"] == e.mac_address
+    wait_for(lambda: held_mac() == e.mac_address, "the host taking the new MAC without any traffic", 3)
     # and the kernel announces later MAC changes and link flaps on its own
     assert c.run("sysctl", "-n", "net.ipv4.conf.eth0.arp_notify").stdout.strip() == "1"
 

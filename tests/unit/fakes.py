@@ -74,7 +74,10 @@ class FakeLinks:
         self.veths[host_ifname] = self.next_index
         return self.next_index
 
-    def configure_container_side(self, ns_fd, endpoint, metric=0):
+    def stale_neighbour(self, bridge_index, address, mac):
+        return False
+
+    def configure_container_side(self, ns_fd, endpoint, metric=0, announce=False):
         self._maybe_fail("configure_container_side")
         self.configured.add(str(endpoint.address))
 
