@@ -38,16 +38,18 @@ def test_nft_no_icc_drops_bridge_to_bridge_unless_published():
     assert 'iifname "netd0" oifname "netd0" ct status ! dnat drop comment "netd:default"' in text
 
 
-def test_nft_counts_tagged_rules_in_json_listing():
-    listing = {"nftables": [
-        {"metainfo": {}}, {"table": {"name": "netd"}},
-        {"rule": {"chain": "postrouting", "comment": "netd:default"}},
-        {"rule": {"chain": "published", "comment": "netd"}},
-        {"rule": {"chain": "forward", "comment": "someone-else"}},
-    ]}
+def test_nft_counts_tagged_rules_in_a_listing():
+    listing = """table inet netd {
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		ip saddr 10.89.0.0/16 oifname != "netd0" masquerade comment "netd:default"
+		meta nfproto ipv4 tcp dport 8080 dnat ip to 10.89.0.2:80 comment "netd"
+		counter comment "someone-else"
+	}
+}"""
     assert nftables.count_tagged_rules(listing) == 2
-    assert nftables.expected_rule_count(BARE) == 9
-    assert nftables.expected_rule_count(Ruleset((NET,), (WEB, DNS))) == 12
+    assert nftables.count_tagged_rules(nftables.render_ruleset(BARE)) == 9
+    assert nftables.count_tagged_rules(nftables.render_ruleset(Ruleset((NET,), (WEB, DNS)))) == 12
 
 
 def test_iptables_restore_adds_missing_jumps_once():
