@@ -7,6 +7,7 @@ header, the ifindex and IFLA_IFNAME are needed.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import select
 import socket
@@ -22,6 +23,8 @@ IFLA_IFNAME = 3
 NLMSG_HDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
 RTA_HDR = struct.Struct("=HH")  # len, type
+SO_ATTACH_FILTER = 26
+BPF_LD_H_ABS, BPF_JEQ_K, BPF_RET_K = 0x28, 0x15, 0x06
 
 
 def _align(n: int) -> int:
@@ -52,6 +55,20 @@ def parse_deleted_links(data: bytes) -> Iterator[tuple[str, int]]:
         offset += _align(length)
 
 
+def only_deletions(sock: socket.socket) -> None:
+    """Let the kernel drop every link notification but RTM_DELLINK.
+
+    Each attach sends several RTM_NEWLINK notifications (creation, master,
+    flags, carrier); waking Python for each cost about a tenth of netd's CPU
+    under load. A classic BPF filter on the socket looks at nlmsg_type, which
+    is in host byte order while BPF loads are big-endian.
+    """
+    dellink = struct.unpack(">H", struct.pack("=H", RTM_DELLINK))[0]
+    program = [(BPF_LD_H_ABS, 0, 0, 4), (BPF_JEQ_K, 0, 1, dellink), (BPF_RET_K, 0, 0, 0xFFFFFFFF), (BPF_RET_K, 0, 0, 0)]
+    code = ctypes.create_string_buffer(b"".join(struct.pack("=HBBI", *insn) for insn in program))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack("@HP", len(program), ctypes.addressof(code)))
+
+
 def watch_deleted_veths(
     on_deleted: Callable[[str, int], object],
     on_resync: Callable[[], object],
@@ -62,6 +79,7 @@ def watch_deleted_veths(
     then compares its records with the kernel."""
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        only_deletions(sock)
         sock.bind((0, RTMGRP_LINK))
         on_resync()  # deaths between start-up reconcile and this subscription
         while not stop.is_set():

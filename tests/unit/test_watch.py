@@ -24,3 +24,12 @@ def test_a_port_leaving_its_bridge_is_not_a_deletion():
 
 def test_truncated_datagram_yields_nothing():
     assert list(parse_deleted_links(message(RTM_DELLINK, 7, "vndgone")[:10])) == []
+
+
+def test_the_kernel_accepts_the_deletions_only_filter():
+    import socket
+
+    from netd.watch import only_deletions
+
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+        only_deletions(sock)  # a malformed BPF program would raise EINVAL
