@@ -61,7 +61,7 @@ bench: dev
 	$(PY) -m bench.run
 
 install:
-	@$(MAKE) --no-print-directory deb DEB_PACKAGES="iproute2 nftables iptables"
+	@$(MAKE) --no-print-directory deb DEB_PACKAGES="python3-venv iproute2 nftables iptables conntrack"
 	python3 -m venv $(NETD_HOME)
 	$(NETD_HOME)/bin/python -m pip install -q .
 	install -d $(PREFIX)/bin $(UNITDIR) $(CNI_BIN_DIR)
