@@ -17,6 +17,7 @@ from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from netd.config import DEFAULT_SOCKET
+from netd.model import PortMapping
 from netd.v1 import netd_pb2 as pb
 from netd.v1 import netd_pb2_grpc as pb_grpc
 
@@ -59,12 +60,8 @@ def publish_arg(text: str) -> pb.PortMapping:
 
 def show_port(m: dict) -> str:
     """`docker ps` style, e.g. 0.0.0.0:8080->80/tcp."""
-    n = max(int(m.get("range") or 1), 1)
-
-    def span(first: int) -> str:
-        return f"{first}-{first + n - 1}" if n > 1 else str(first)
-
-    return f"{m.get('host_ip') or '0.0.0.0'}:{span(m['host_port'])}->{span(m['container_port'])}/{m['protocol']}"
+    return str(PortMapping(m["host_port"], m["container_port"], m["protocol"], m.get("host_ip") or None,
+                           max(int(m.get("range") or 1), 1)))
 
 
 def parser() -> argparse.ArgumentParser:
