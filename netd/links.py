@@ -185,6 +185,13 @@ def stale_neighbour(bridge_index: int, address: IPv4Address, mac: str) -> bool:
     return held is not None and held != mac
 
 
+def set_neighbour(bridge_index: int, address: IPv4Address, mac: str) -> None:
+    try:
+        _rtnl().set_neighbour(bridge_index, address, mac)
+    except NetlinkError as e:
+        raise KernelError(f"failed to update the neighbour entry of {address}: {e.strerror}") from e
+
+
 def host_link(name: str) -> Link | None:
     return _rtnl().link(name)
 

@@ -39,7 +39,8 @@ ERRNO = struct.Struct("=i")
 
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_NEWADDR, RTM_GETADDR, RTM_NEWROUTE, RTM_GETROUTE = 16, 17, 18, 20, 22, 24, 26
-RTM_GETNEIGH = 30
+RTM_NEWNEIGH, RTM_GETNEIGH = 28, 30
+NUD_STALE, F_REPLACE = 0x04, 0x100
 NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
 NDA_DST, NDA_LLADDR = 1, 2
 F_REQUEST, F_ACK, F_DUMP, F_EXCL, F_CREATE = 0x1, 0x4, 0x300, 0x200, 0x400
@@ -313,6 +314,11 @@ class Rtnl:
             raise
         lladdr = parse_attrs(body, NDMSG.size).get(NDA_LLADDR)
         return ":".join(f"{b:02x}" for b in lladdr) if lladdr else None
+
+    def set_neighbour(self, index: int, address: IPv4Address, mac: str) -> None:
+        """Replace the neighbour entry (as STALE: confirmed on next use)."""
+        self.batch((RTM_NEWNEIGH, F_CREATE | F_REPLACE, NDMSG.pack(socket.AF_INET, index, NUD_STALE, 0, 0)
+                    + attr(NDA_DST, address.packed) + attr(NDA_LLADDR, mac_bytes(mac))))
 
     def link(self, name: str) -> Link | None:
         body = self._getlink(name)

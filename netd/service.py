@@ -228,10 +228,15 @@ class Service:
         # A gratuitous ARP floods every port of the bridge (5 ms of kernel
         # work at 1000 ports), and MACs derived from addresses keep every
         # neighbour entry right when an address is reused: announce only when
-        # the host holds another MAC for it.
-        announce = self.links.stale_neighbour(self._bridges[net.name], endpoint.address.ip, endpoint.mac_address)
+        # the host holds another MAC for it (a holder netd did not plug).
+        bridge = self._bridges[net.name]
         try:
+            announce = self.links.stale_neighbour(bridge, endpoint.address.ip, endpoint.mac_address)
             self.links.configure_container_side(ns_fd, endpoint, self._route_metric[net.name], announce)
+            if announce:
+                # The announcement can still race the bridge enabling the
+                # port; the host's own entry is set for sure.
+                self.links.set_neighbour(bridge, endpoint.address.ip, endpoint.mac_address)
         except BaseException:
             self._quietly("delete veth", self.links.delete_link, endpoint.host_ifname)
             raise

@@ -15,6 +15,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._endpoints: dict[tuple[str, str], Endpoint] = {}  # (network, container id) → endpoint
         self._by_host: dict[str, tuple[str, str]] = {}  # host ifname → key
+        self._networks_of: dict[str, set[str]] = {}  # container id → its networks
         self._used: dict[str, set[IPv4Address]] = {}
         self._last: dict[str, IPv4Address] = {}
         self._lock = threading.Lock()
@@ -27,6 +28,7 @@ class MemoryStore:
     def _put(self, endpoint: Endpoint) -> None:
         self._endpoints[endpoint.key] = endpoint
         self._by_host[endpoint.host_ifname] = endpoint.key
+        self._networks_of.setdefault(endpoint.container_id, set()).add(endpoint.network)
         self._used.setdefault(endpoint.network, set()).add(endpoint.address.ip)
 
     def add(self, endpoint: Endpoint) -> None:
@@ -53,13 +55,20 @@ class MemoryStore:
                 return False
             del self._by_host[endpoint.host_ifname]
             self._used[endpoint.network].discard(endpoint.address.ip)
+            networks = self._networks_of[container_id]
+            networks.discard(network)
+            if not networks:
+                del self._networks_of[container_id]
             return True
 
     def get(self, network: str, container_id: str) -> Endpoint | None:
         return self._endpoints.get((network, container_id))
 
     def of_container(self, container_id: str) -> list[Endpoint]:
-        return [e for e in self.list() if e.container_id == container_id]
+        """Without scanning every endpoint: detach runs this on each call."""
+        with self._lock:
+            found = [self._endpoints[n, container_id] for n in self._networks_of.get(container_id, ())]
+        return sorted(found, key=lambda e: (e.created_at, e.network))
 
     def by_host_ifname(self, host_ifname: str) -> Endpoint | None:
         with self._lock:

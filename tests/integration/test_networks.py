@@ -104,9 +104,9 @@ def test_dual_stack_reaches_containers_and_the_outside_over_ipv6(two_networks):
     assert client.stub.CheckEndpoint(pb.CheckEndpointRequest(container_id="b1")).ok
 
 
-def test_attach_corrects_a_stale_neighbour_entry_with_a_gratuitous_arp(netd):
+def test_attach_corrects_a_stale_host_neighbour_entry(netd):
     """The host still maps the address to a previous holder's MAC (a device
-    netd did not plug): the new container's announcement fixes it at once."""
+    netd did not plug): the attach fixes it at once, without any traffic."""
     netd.in_host("ip", "neigh", "replace", "10.89.0.2", "lladdr", "02:00:00:00:00:99", "nud", "stale", "dev", "netd0")
     c = netd.container()
     e = Client(netd.socket).attach("c1", pid=c.pid)

@@ -74,8 +74,13 @@ class FakeLinks:
         self.veths[host_ifname] = self.next_index
         return self.next_index
 
+    stale: set = field(default_factory=set)  # addresses the host maps to another MAC
+
     def stale_neighbour(self, bridge_index, address, mac):
-        return False
+        return address in self.stale
+
+    def set_neighbour(self, bridge_index, address, mac):
+        self.stale.discard(address)
 
     def configure_container_side(self, ns_fd, endpoint, metric=0, announce=False):
         self._maybe_fail("configure_container_side")

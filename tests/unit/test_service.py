@@ -331,3 +331,10 @@ def test_reconcile_releases_endpoints_of_a_network_no_longer_configured():
     svc.nets.pop("blue")
     assert svc.reconcile() == 1
     assert [e.container_id for e in svc.list()] == ["c2"]
+
+
+def test_a_stale_host_neighbour_entry_is_replaced_and_announced():
+    svc = make()
+    svc.links.stale.add(IPv4Address("10.89.0.2"))
+    ep = svc.attach(AttachRequest("c1", pid=100))
+    assert str(ep.address.ip) == "10.89.0.2" and svc.links.stale == set()
