@@ -42,8 +42,8 @@ NETWORK_KEYS: dict[str, type] = {
     "name": str, "bridge": str, "subnet": str, "subnet6": str, "gateway": str, "mtu": int,
     "icc": bool, "masquerade": bool, "masquerade6": bool,
 }
-# Flags that describe the default network → its key.
-NETWORK_FLAGS = {"bridge": "bridge", "subnet": "subnet", "subnet6": "subnet6", "mtu": "mtu", "icc": "icc"}
+# Flags that describe the default network (named like its keys).
+NETWORK_FLAGS = ("bridge", "subnet", "subnet6", "mtu", "icc")
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ def from_args(argv: list[str] | None, *, isatty: bool = False) -> DaemonConfig:
         flag = getattr(args, key)
         settings[key] = flag if flag is not None else _typed(f"{where}: {key}", file.get(key, default), kind)
 
-    given = {key: getattr(args, flag) for flag, key in NETWORK_FLAGS.items() if getattr(args, flag) is not None}
+    given = {key: getattr(args, key) for key in NETWORK_FLAGS if getattr(args, key) is not None}
     raw_networks = file.get("networks")
     if raw_networks is None:
         networks = [_flag_network(given, {"name": DEFAULT_NETWORK, "subnet": DEFAULT_SUBNET})]

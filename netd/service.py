@@ -208,8 +208,9 @@ class Service:
     def _refuse_published(self, ports: tuple[PortMapping, ...]) -> None:
         if ports and self.firewall.name == "none":
             raise FailedPrecondition("ports cannot be published: netd runs with --firewall none")
+        publishers = [e for e in self.store.list() if e.ports] if ports else []
         for i, mapping in enumerate(ports):
-            for other in self.store.list():
+            for other in publishers:
                 clash = next((m for m in other.ports if m.overlaps(mapping)), None)
                 if clash is not None:
                     raise AlreadyExists(

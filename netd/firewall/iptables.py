@@ -75,10 +75,10 @@ def network_rules(net: NetworkConfig, others: list[str]) -> dict[str, list[str]]
 
 
 def network_rules6(net: NetworkConfig, others: list[str]) -> dict[str, list[str]]:
-    masquerade = net.subnet6 and net.masquerade6
+    """A dual-stack network's ip6tables rules."""
     return {
         "nat": [f"-A NETD-POSTROUTING -s {net.subnet6} ! -o {net.bridge} {_comment(net)} -j MASQUERADE"]
-        if masquerade else [],
+        if net.masquerade6 else [],
         "filter": forward_rules(net, others),
     }
 
