@@ -98,16 +98,18 @@ def create_veth(host_ifname: str, peer_ifname: str, ns_fd: int, bridge_index: in
     """
     rtnl = _rtnl()
     try:
-        rtnl.create_veth(host_ifname, peer_ifname, ns_fd, bridge_index, mtu, mac)
+        index = rtnl.create_veth(host_ifname, peer_ifname, ns_fd, bridge_index, mtu, mac)
+        if index is None:
+            index = rtnl.link_index(host_ifname)
+        if hairpin or isolated:
+            # The master's port flags: a link being created cannot carry them.
+            rtnl.set_port_flags(host_ifname, hairpin, isolated)
     except NetlinkError as e:
         if e.errno == errno.EEXIST:
             if rtnl.link_index(host_ifname) is not None:
                 raise AlreadyExists(f"host interface {host_ifname} already exists") from None
             raise AlreadyExists(f"ifname {peer_ifname} already exists in the container's network namespace") from None
         raise KernelError(f"failed to create veth {host_ifname}: {e.strerror}") from e
-    # The host end has no carrier until the container end comes up, so no
-    # link-local address exists yet to be turned off.
-    index = rtnl.finish_port(host_ifname, hairpin, isolated)
     if index is None:
         raise KernelError(f"failed to create veth {host_ifname}: it vanished (container exited?)")
     return index

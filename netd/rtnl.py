@@ -43,7 +43,7 @@ RTM_NEWNEIGH, RTM_GETNEIGH = 28, 30
 NUD_STALE, F_REPLACE = 0x04, 0x100
 NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
 NDA_DST, NDA_LLADDR = 1, 2
-F_REQUEST, F_ACK, F_DUMP, F_EXCL, F_CREATE = 0x1, 0x4, 0x300, 0x200, 0x400
+F_REQUEST, F_ACK, F_ECHO, F_DUMP, F_EXCL, F_CREATE = 0x1, 0x4, 0x8, 0x300, 0x200, 0x400
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_GROUP, IFLA_NET_NS_FD = 1, 3, 4, 10, 18, 27, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_DATA, VETH_INFO_PEER = 1, 2, 5, 1
 IFLA_BRPORT_MODE, IFLA_BRPORT_ISOLATED = 4, 33  # hairpin; no forwarding to other isolated ports
@@ -328,12 +328,6 @@ class Rtnl:
         body = self._getlink(name)
         return IFINFO.unpack_from(body)[2] if body else None
 
-    def finish_port(self, name: str, hairpin: bool, isolated: bool) -> int | None:
-        """On a fresh bridge port: IPv6 link-local off, port flags; then its index. One round trip."""
-        body = self._getlink(name, (RTM_NEWLINK, 0, no_ipv6_link_local_body(name)),
-                             (RTM_NEWLINK, 0, bridge_port_body(name, hairpin, isolated)))
-        return IFINFO.unpack_from(body)[2] if body else None
-
     def create_bridge(self, name: str, mac: str, mtu: int) -> None:
         self.batch((RTM_NEWLINK, F_CREATE | F_EXCL,
                     IFINFO.pack(0, 0, 0, IFF_UP, IFF_UP) + name_attr(name) + attr(IFLA_ADDRESS, mac_bytes(mac))
@@ -351,11 +345,19 @@ class Rtnl:
         self.batch((RTM_NEWLINK, 0, IFINFO.pack(0, 0, 0, IFF_UP, IFF_UP) + name_attr(name) + u32(IFLA_MASTER, master)),
                    (RTM_NEWLINK, 0, bridge_port_body(name, hairpin, isolated)))
 
+    def set_port_flags(self, name: str, hairpin: bool, isolated: bool) -> None:
+        self.batch((RTM_NEWLINK, 0, bridge_port_body(name, hairpin, isolated)))
+
     def add_address(self, index: int, address: IPInterface) -> None:
         self.batch((RTM_NEWADDR, F_CREATE | F_EXCL, address_body(index, address)))
 
-    def create_veth(self, host: str, peer: str, ns_fd: int, master: int, mtu: int, mac: str) -> None:
-        self.batch((RTM_NEWLINK, F_CREATE | F_EXCL, veth_body(host, peer, ns_fd, master, mtu, mac)))
+    def create_veth(self, host: str, peer: str, ns_fd: int, master: int, mtu: int, mac: str) -> int | None:
+        """The pair, the host end on `master` with IPv6 link-local off (before
+        the peer comes up and gives it a carrier). Returns the host end's
+        index, from the kernel's echo of the new link (6.3+; None before)."""
+        replies = self.batch((RTM_NEWLINK, F_CREATE | F_EXCL | F_ECHO, veth_body(host, peer, ns_fd, master, mtu, mac)),
+                             (RTM_NEWLINK, 0, no_ipv6_link_local_body(host)))
+        return IFINFO.unpack_from(replies[0])[2] if replies[0] else None
 
     def configure(self, index: int, addresses: list[IPInterface], gateways: list[IPAddress], metric: int = 0) -> None:
         """Addresses, link up, lo up, default routes: in that order (a route

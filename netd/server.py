@@ -90,10 +90,7 @@ class NetdServicer(pb_grpc.NetdServicer):
         self._started = time.monotonic()
         # Set once start-up reconcile is done; until then calls get UNAVAILABLE.
         self.ready = threading.Event()
-        # container id → (Endpoint, its proto). The store hands out the same
-        # frozen Endpoint until it changes, so identity says the proto is
-        # current; this keeps listing 1000 endpoints to a few milliseconds.
-        self._protos: dict[tuple[str, str], tuple[Endpoint, pb.Endpoint]] = {}
+        self._listing = EndpointListing()
 
     def _caller(self, context: grpc.ServicerContext) -> str:
         """Who made this call, for the log: the gate's SO_PEERCRED record."""
@@ -157,15 +154,52 @@ class NetdServicer(pb_grpc.NetdServicer):
     @at_the_edge
     def ListEndpoints(self, request: pb.ListEndpointsRequest, context: grpc.ServicerContext) -> pb.ListEndpointsResponse:
         network = validate.network(request.network)
-        cached, fresh = self._protos, {}
-        for e in self._service.list():
-            hit = cached.get(e.key)
-            fresh[e.key] = hit if hit and hit[0] is e else (e, endpoint_to_proto(e))
-        self._protos = fresh
-        net_name = self._service.network(network).name if network else ""
-        response = pb.ListEndpointsResponse()
-        response.endpoints.extend(proto for e, proto in fresh.values() if not net_name or e.network == net_name)
+        return self._listing.answer(self._service.list(), self._service.network(network).name if network else "")
+
+
+class EndpointListing:
+    """ListEndpoints answers without rebuilding 1000 messages per call (4 ms).
+
+    The store hands out the same frozen Endpoint until it changes, so identity
+    says whether an encoded endpoint, or a whole answer, is still current. A
+    new answer is parsed from the endpoints' cached encodings joined (a
+    repeated field is its elements' encodings one after another).
+    """
+
+    def __init__(self) -> None:
+        self._encoded: dict[tuple[str, str], tuple[Endpoint, bytes]] = {}
+        self._answers: dict[str, tuple[list[Endpoint], pb.ListEndpointsResponse]] = {}
+
+    def answer(self, endpoints: list[Endpoint], network: str) -> pb.ListEndpointsResponse:
+        """The response listing `endpoints` (all of them), or those of `network`."""
+        listed = [e for e in endpoints if e.network == network] if network else endpoints
+        cached = self._answers.get(network)
+        if cached and len(cached[0]) == len(listed) and all(a is b for a, b in zip(cached[0], listed)):
+            return cached[1]
+        encoded, fresh = self._encoded, {}
+        for e in endpoints:
+            key = e.key
+            hit = encoded.get(key)
+            fresh[key] = hit if hit is not None and hit[0] is e else (e, _as_list_element(endpoint_to_proto(e)))
+        self._encoded = fresh
+        response = pb.ListEndpointsResponse.FromString(b"".join([fresh[e.key][1] for e in listed]))
+        self._answers[network] = (listed, response)
         return response
+
+
+def _as_list_element(endpoint: pb.Endpoint) -> bytes:
+    """The endpoint as an element of ListEndpointsResponse.endpoints (field 1, length-delimited)."""
+    body = endpoint.SerializeToString()
+    return b"\x0a" + _varint(len(body)) + body
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def build_server(

@@ -67,3 +67,30 @@ def test_unexpected_error_is_internal_without_traceback():
 def test_calls_before_reconcile_is_done_are_unavailable_not_internal():
     ctx = call(ZeroDivisionError("never reached"), is_ready=False)
     assert ctx.code == grpc.StatusCode.UNAVAILABLE and "reconciling" in ctx.details
+
+
+def test_endpoint_listing_follows_the_store_and_reuses_unchanged_answers():
+    from dataclasses import replace
+
+    from netd.server import EndpointListing, endpoint_to_proto
+    from netd.store.memory import MemoryStore
+    from tests.unit.test_store import endpoint
+
+    store, listing = MemoryStore(), EndpointListing()
+
+    def expected(network=""):
+        return [endpoint_to_proto(e) for e in store.list(network or None)]
+
+    assert list(listing.answer(store.list(), "").endpoints) == []
+    for i in range(300):  # encodings longer than 127 bytes: two-byte lengths
+        store.add(endpoint(f"c{i}", f"10.89.{i // 250}.{i % 250 + 2}"))
+    store.add(replace(endpoint("o1", "10.90.0.2", network="other"), host_ifname="vndo1"))
+    first = listing.answer(store.list(), "")
+    assert list(first.endpoints) == expected() and len(first.endpoints) == 301
+    assert listing.answer(store.list(), "") is first  # nothing changed: the same answer
+    assert list(listing.answer(store.list(), "other").endpoints) == expected("other")
+    store.mark_ready("default", "c7", 42)
+    store.remove("default", "c8")
+    changed = listing.answer(store.list(), "")
+    assert changed is not first and list(changed.endpoints) == expected()
+    assert "c8" not in {e.container_id for e in changed.endpoints} and len(changed.endpoints) == 300
