@@ -9,7 +9,9 @@ makes its rules exactly that, so a change can never leave a stale rule.
 
 from __future__ import annotations
 
+import errno
 import shutil
+import socket
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Protocol
@@ -22,6 +24,8 @@ from netd.model import NetworkConfig, PortMapping
 # ours are found and removed.
 TAG = "netd"
 LOOPBACK = IPv4Network("127.0.0.0/8")
+NETLINK_NETFILTER = 12  # not in Python's socket module
+NFNLGRP_NFTABLES = 7  # the kernel multicasts every nftables ruleset change here
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,53 @@ class Firewall(Protocol):
 
     def teardown(self) -> None:
         """Remove every rule and chain netd owns; already absent is fine."""
+
+
+class IntactCache:
+    """Saves the periodic check from running a firewall tool while nothing changed.
+
+    Every change to nftables (by nft, iptables-nft, firewalld…) is multicast
+    to NFNLGRP_NFTABLES listeners. A ruleset found intact stays known intact
+    until such a change arrives (or a different ruleset is asked about), so
+    an idle netd checks without forking `nft` every interval. Without
+    notifications (iptables-legacy, or no socket) it always says "check".
+    """
+
+    def __init__(self, notified: bool = True) -> None:
+        self._sock: socket.socket | None = None
+        self._notified = notified
+        self._intact: Ruleset | None = None
+
+    def known_intact(self, rules: Ruleset) -> bool:
+        changed = self._changed()  # drained before the caller looks: no change slips between
+        return not changed and self._intact is not None and self._intact == rules
+
+    def remember(self, rules: Ruleset, intact: bool) -> None:
+        self._intact = rules if intact else None
+
+    def _changed(self) -> bool:
+        if not self._notified:
+            return True
+        if self._sock is None:
+            try:
+                sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
+                                     NETLINK_NETFILTER)
+                sock.bind((0, 1 << (NFNLGRP_NFTABLES - 1)))
+            except OSError:
+                self._notified = False
+                return True
+            self._sock = sock
+            return True  # nothing known before the subscription
+        changed = False
+        while True:
+            try:
+                self._sock.recv(1 << 16)
+            except BlockingIOError:
+                return changed
+            except OSError as e:
+                if e.errno != errno.ENOBUFS:  # ENOBUFS: notifications were lost
+                    raise
+            changed = True
 
 
 def select(name: str) -> Firewall:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from netd import runner
 from netd.errors import CommandError, FirewallError
-from netd.firewall import LOOPBACK, TAG, Forward, Ruleset, tag
+from netd.firewall import LOOPBACK, TAG, Forward, IntactCache, Ruleset, tag
 from netd.model import NetworkConfig
 
 
@@ -150,11 +150,19 @@ def _teardown(family: Family) -> None:
             runner.run([family.binary, "-w", "5", "-t", table, "-X", chain])
 
 
+def _version() -> str:
+    try:
+        return runner.run([IPV4.binary, "-V"])
+    except CommandError:
+        return ""
+
+
 class IptablesFirewall:
     name = "iptables"
 
     def __init__(self) -> None:
         self._ipv6_checked = False
+        self._checked: IntactCache | None = None
 
     def apply(self, rules: Ruleset) -> None:
         try:
@@ -168,10 +176,17 @@ class IptablesFirewall:
             raise FirewallError(f"failed to apply iptables chains NETD-*: {e}") from e
 
     def intact(self, rules: Ruleset) -> bool:
+        if self._checked is None:
+            # iptables-nft changes are nftables changes; iptables-legacy ones notify nobody.
+            self._checked = IntactCache(notified="nf_tables" in _version())
+        if self._checked.known_intact(rules):
+            return True
         try:
-            return all(rules_in_place(rules, _save(family), family) for family in _families(rules))
+            found = all(rules_in_place(rules, _save(family), family) for family in _families(rules))
         except CommandError:
             return False
+        self._checked.remember(rules, found)
+        return found
 
     def teardown(self) -> None:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from netd import runner
 from netd.errors import CommandError, FirewallError
-from netd.firewall import LOOPBACK, TAG, Forward, Ruleset, tag
+from netd.firewall import LOOPBACK, TAG, Forward, IntactCache, Ruleset, tag
 from netd.model import NetworkConfig
 
 FAMILY, TABLE = "inet", "netd"
@@ -94,6 +94,9 @@ def count_tagged_rules(text: str) -> int:
 class NftablesFirewall:
     name = "nftables"
 
+    def __init__(self) -> None:
+        self._checked = IntactCache()
+
     def apply(self, rules: Ruleset) -> None:
         try:
             runner.run(["nft", "-f", "-"], stdin=render_ruleset(rules))
@@ -101,11 +104,15 @@ class NftablesFirewall:
             raise FirewallError(f"failed to apply nftables table {FAMILY} {TABLE}: {e}") from e
 
     def intact(self, rules: Ruleset) -> bool:
+        if self._checked.known_intact(rules):
+            return True
         try:
             listing = runner.run(["nft", "list", "table", FAMILY, TABLE])
         except CommandError:
             return False
-        return count_tagged_rules(listing) == count_tagged_rules(render_ruleset(rules))
+        found = count_tagged_rules(listing) == count_tagged_rules(render_ruleset(rules))
+        self._checked.remember(rules, found)
+        return found
 
     def teardown(self) -> None:
         try:

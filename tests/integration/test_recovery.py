@@ -84,6 +84,23 @@ def test_firewall_heals_after_a_flush(sandbox, driver, flush):
     print(f"{driver}: NAT back {time.monotonic() - flushed:.2f}s after `{' '.join(flush)}`")
 
 
+@pytest.mark.parametrize("driver", ["nftables", "iptables"])
+def test_an_idle_netd_checks_its_rules_without_running_the_firewall_tool(sandbox, driver):
+    """nftables announces every ruleset change (nft and iptables-nft alike):
+    while none comes, the periodic check runs no `nft` or `iptables-save`."""
+    sandbox.start_netd("--firewall", driver)
+    time.sleep(1.5)  # the first checks do run the tool
+    before = children_cpu_ticks(sandbox.netd_proc.pid)
+    time.sleep(3)  # six check intervals
+    assert children_cpu_ticks(sandbox.netd_proc.pid) == before
+
+
+def children_cpu_ticks(pid):
+    """CPU time of the finished child processes of pid (cutime + cstime)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(fields[13]) + int(fields[14])
+
+
 def repairs(sandbox):
     return sum(e["event"] == "firewall_repaired" for e in sandbox.netd_log())
 
