@@ -185,7 +185,7 @@ def time_to_serving(sandbox: Sandbox) -> float:
     raise TimeoutError("netd did not report SERVING within 30 s")
 
 
-def netd_at_scale(n: int, probes: int = 30) -> dict:
+def netd_at_scale(n: int, probes: int = 100) -> dict:
     """Fill one bridge to n endpoints; at 10, n/2 and n, time `probes` extra
     attaches (each detached again, so the count stays at the mark)."""
     sandbox = Sandbox()
@@ -249,8 +249,8 @@ def markdown(results: dict) -> str:
               "whose MAC moved, or similar): " + (", ".join(lost) if lost else "none") + "."]
     scale = results.get("scale")
     if scale:
-        lines += ["", f"netd at scale ({scale['endpoints']} endpoints on one bridge; at each mark 30 more "
-                      "attaches are timed, each detached again):", "",
+        lines += ["", f"netd at scale ({scale['endpoints']} endpoints on one bridge; at each mark "
+                      f"{scale['attach_at']['10']['n']} more attaches are timed, each detached again):", "",
                   "| measure | p50 ms | p99 ms | max ms |", "|---|---|---|---|"]
         for mark, s in scale["attach_at"].items():
             lines.append(f"| attach at {mark} endpoints | {s['p50']} | {s['p99']} | {s['max']} |")
