@@ -99,9 +99,7 @@ def create_veth(host_ifname: str, peer_ifname: str, ns_fd: int, bridge_index: in
     rtnl = _rtnl()
     try:
         index = rtnl.create_veth(host_ifname, peer_ifname, ns_fd, bridge_index, mtu, mac)
-        if index is None:
-            index = rtnl.link_index(host_ifname)
-        if hairpin or isolated:
+        if index is not None and (hairpin or isolated):
             # The master's port flags: a link being created cannot carry them.
             rtnl.set_port_flags(host_ifname, hairpin, isolated)
     except NetlinkError as e:

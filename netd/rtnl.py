@@ -43,7 +43,7 @@ RTM_NEWNEIGH, RTM_GETNEIGH = 28, 30
 NUD_STALE, F_REPLACE = 0x04, 0x100
 NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
 NDA_DST, NDA_LLADDR = 1, 2
-F_REQUEST, F_ACK, F_ECHO, F_DUMP, F_EXCL, F_CREATE = 0x1, 0x4, 0x8, 0x300, 0x200, 0x400
+F_REQUEST, F_ACK, F_DUMP, F_EXCL, F_CREATE = 0x1, 0x4, 0x300, 0x200, 0x400
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_GROUP, IFLA_NET_NS_FD = 1, 3, 4, 10, 18, 27, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_DATA, VETH_INFO_PEER = 1, 2, 5, 1
 IFLA_BRPORT_MODE, IFLA_BRPORT_ISOLATED = 4, 33  # hairpin; no forwarding to other isolated ports
@@ -353,11 +353,14 @@ class Rtnl:
 
     def create_veth(self, host: str, peer: str, ns_fd: int, master: int, mtu: int, mac: str) -> int | None:
         """The pair, the host end on `master` with IPv6 link-local off (before
-        the peer comes up and gives it a carrier). Returns the host end's
-        index, from the kernel's echo of the new link (6.3+; None before)."""
-        replies = self.batch((RTM_NEWLINK, F_CREATE | F_EXCL | F_ECHO, veth_body(host, peer, ns_fd, master, mtu, mac)),
+        the peer comes up and gives it a carrier); returns the host end's
+        index (None if it vanished at once). One round trip.
+
+        Not NLM_F_ECHO for the index: with it, attach latency grew with the
+        bridge's ports (p50 10.6 → 17.9 ms at 1000; cause not pinned down)."""
+        body = self._getlink(host, (RTM_NEWLINK, F_CREATE | F_EXCL, veth_body(host, peer, ns_fd, master, mtu, mac)),
                              (RTM_NEWLINK, 0, no_ipv6_link_local_body(host)))
-        return IFINFO.unpack_from(replies[0])[2] if replies[0] else None
+        return IFINFO.unpack_from(body)[2] if body else None
 
     def configure(self, index: int, addresses: list[IPInterface], gateways: list[IPAddress], metric: int = 0) -> None:
         """Addresses, link up, lo up, default routes: in that order (a route

@@ -105,7 +105,9 @@ class NetdServicer(pb_grpc.NetdServicer):
             ports_=[(p.protocol, p.host_ip, p.host_port, p.container_port, p.range) for p in request.ports],
         )
         endpoint = self._service.attach(req, caller=self._caller(context))
-        return pb.AttachContainerResponse(endpoint=endpoint_to_proto(endpoint))
+        proto = endpoint_to_proto(endpoint)
+        self._listing.remember(endpoint, proto)
+        return pb.AttachContainerResponse(endpoint=proto)
 
     @at_the_edge
     def DetachContainer(self, request: pb.DetachContainerRequest, context: grpc.ServicerContext) -> pb.DetachContainerResponse:
@@ -169,6 +171,11 @@ class EndpointListing:
     def __init__(self) -> None:
         self._encoded: dict[tuple[str, str], tuple[Endpoint, bytes]] = {}
         self._answers: dict[str, tuple[list[Endpoint], pb.ListEndpointsResponse]] = {}
+
+    def remember(self, endpoint: Endpoint, proto: pb.Endpoint) -> None:
+        """Encode a new endpoint now, while its proto is at hand (the first
+        listing after 1000 attaches would otherwise encode 1000: ~17 ms)."""
+        self._encoded[endpoint.key] = (endpoint, _as_list_element(proto))
 
     def answer(self, endpoints: list[Endpoint], network: str) -> pb.ListEndpointsResponse:
         """The response listing `endpoints` (all of them), or those of `network`."""

@@ -109,7 +109,7 @@ def _migrate(db: sqlite3.Connection) -> None:
 
 
 class SqliteStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, checkpoint_interval: float = CHECKPOINT_INTERVAL) -> None:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -128,7 +128,7 @@ class SqliteStore:
         self._lock = threading.Lock()
         self._mirror = MemoryStore()
         self._mirror.load([_row_to_endpoint(r) for r in rows], {n: IPv4Address(a) for n, a in last})
-        self._checkpointer = _Checkpointer(path)
+        self._checkpointer = _Checkpointer(path, self._lock, checkpoint_interval)
 
     def _write(self, what: str, *statements: tuple[str, tuple]) -> list[tuple]:
         """Run statements in one transaction; rows returned by the last one."""
@@ -212,10 +212,20 @@ class SqliteStore:
 
 class _Checkpointer:
     """Copies the WAL into the database in the background, at most once per
-    CHECKPOINT_INTERVAL and only after writes. PASSIVE never blocks writers."""
+    interval and only after writes.
 
-    def __init__(self, path: Path) -> None:
+    A PASSIVE checkpoint never blocks writers, but under steady writes it
+    never catches up either, and SQLite starts the WAL over only once a
+    checkpoint has copied all of it: the file would grow without end (40 KB
+    per attach and detach). So the bulk is copied without the lock, then the
+    few frames written meanwhile with the write lock held (~2 ms), after
+    which the next write starts the WAL from its beginning.
+    """
+
+    def __init__(self, path: Path, write_lock: threading.Lock, interval: float) -> None:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+        self._write_lock = write_lock
+        self._interval = interval
         self._dirty = threading.Event()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="store-checkpoint", daemon=True)
@@ -227,6 +237,8 @@ class _Checkpointer:
     def checkpoint(self) -> None:
         try:
             self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            with self._write_lock:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as e:
             # The next round retries; the WAL only grows meanwhile.
             log.warning("store_checkpoint_failed", error=str(e))
@@ -238,7 +250,7 @@ class _Checkpointer:
                 return
             self._dirty.clear()
             self.checkpoint()
-            self._stopped.wait(CHECKPOINT_INTERVAL)
+            self._stopped.wait(self._interval)
 
     def stop(self) -> None:
         self._stopped.set()

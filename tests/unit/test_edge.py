@@ -94,3 +94,15 @@ def test_endpoint_listing_follows_the_store_and_reuses_unchanged_answers():
     changed = listing.answer(store.list(), "")
     assert changed is not first and list(changed.endpoints) == expected()
     assert "c8" not in {e.container_id for e in changed.endpoints} and len(changed.endpoints) == 300
+
+
+def test_endpoint_listing_uses_encodings_remembered_at_attach():
+    from netd.server import EndpointListing, endpoint_to_proto
+    from tests.unit.test_store import endpoint
+
+    listing, e = EndpointListing(), endpoint()
+    proto = endpoint_to_proto(e)
+    proto.owner = "as remembered"  # tells the remembered encoding from a fresh one
+    listing.remember(e, proto)
+    assert listing.answer([e], "").endpoints[0].owner == "as remembered"
+    assert listing.answer([endpoint()], "").endpoints[0].owner == ""  # an equal but new record is encoded again

@@ -161,3 +161,19 @@ def test_sqlite_checkpoints_in_the_background_not_on_writes(tmp_path):
     assert path.stat().st_size > empty, "the WAL was never copied into the database"
     store.close()
     assert len(SqliteStore(path).list()) == 300
+
+
+def test_sqlite_wal_stays_bounded_under_steady_writes(tmp_path):
+    """Background checkpoints racing steady writes never copy the whole WAL,
+    and SQLite reuses the file only after one has: it must not grow without end."""
+    import time
+
+    store = SqliteStore(tmp_path / "netd.db", checkpoint_interval=0.02)
+    writes, deadline = 0, time.monotonic() + 2
+    while time.monotonic() < deadline:
+        store.add(endpoint(f"c{writes}"))
+        store.remove("default", f"c{writes}")
+        writes += 2
+    wal = (tmp_path / "netd.db-wal").stat().st_size
+    store.close()
+    assert wal < writes * 4096 / 4, f"WAL of {wal} bytes after {writes} writes"
