@@ -40,7 +40,7 @@ GLOBALS: dict[str, tuple[Any, type]] = {
 # Per-network keys: key → type. (name and subnet are required.)
 NETWORK_KEYS: dict[str, type] = {
     "name": str, "bridge": str, "subnet": str, "subnet6": str, "gateway": str, "mtu": int,
-    "icc": bool, "masquerade": bool, "masquerade6": bool,
+    "icc": bool, "masquerade": bool, "masquerade6": bool, "multicast_snooping": bool,
 }
 # Flags that describe the default network (named like its keys).
 NETWORK_FLAGS = ("bridge", "subnet", "subnet6", "mtu", "icc")
@@ -127,6 +127,7 @@ def parse_network(where: str, raw: Any) -> NetworkConfig:
     return NetworkConfig(
         name=name, bridge=bridge, subnet=subnet, gateway=gateway, mtu=mtu, icc=net.get("icc", True),
         masquerade=net.get("masquerade", True), subnet6=subnet6, masquerade6=net.get("masquerade6", False),
+        multicast_snooping=net.get("multicast_snooping", False),
     )
 
 

@@ -47,7 +47,7 @@ def _gateways(net: NetworkConfig) -> list[IPInterface]:
 
 
 def ensure_bridge(net: NetworkConfig) -> int:
-    """Create or adopt the bridge: gateway address, MTU, pinned MAC, up."""
+    """Create or adopt the bridge: gateway address, MTU, pinned MAC, multicast snooping, up."""
     rtnl = _rtnl()
     # An explicitly set MAC stops the bridge from taking the lowest port's
     # MAC, which would change whenever containers come and go.
@@ -64,7 +64,7 @@ def ensure_bridge(net: NetworkConfig) -> int:
         if link is None or link.kind != "bridge":
             kind = (link.kind if link else "") or "unknown"
             raise FailedPrecondition(f"bridge {net.bridge}: an interface of kind {kind} already has that name")
-        rtnl.set_link(link.index, mac, net.mtu)
+        rtnl.set_bridge(link.index, mac, net.mtu, net.multicast_snooping)
         for gateway in _gateways(net):
             if not _has_address(rtnl, link.index, gateway):
                 rtnl.add_address(link.index, gateway)

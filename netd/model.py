@@ -28,6 +28,11 @@ class NetworkConfig:
     # subnet6 as its IPv4 address in subnet, so IPv4 allocation decides both.
     subnet6: IPv6Network | None = None
     masquerade6: bool = False
+    # Snooping sends multicast only to the ports that joined its group, but
+    # it makes each new port cost the kernel more the more ports the bridge
+    # has (+1.3 ms per attach at 1000 ports, measured without netd). Off,
+    # multicast is flooded like broadcast (as ARP is anyway).
+    multicast_snooping: bool = False
 
     def interface_for(self, address: IPv4Address) -> IPv4Interface:
         return IPv4Interface(f"{address}/{self.subnet.prefixlen}")

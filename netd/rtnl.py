@@ -49,6 +49,7 @@ IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_DATA, VETH_INFO_PEER = 1, 2, 5, 
 IFLA_BRPORT_MODE, IFLA_BRPORT_ISOLATED = 4, 33  # hairpin; no forwarding to other isolated ports
 IFLA_AF_SPEC, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 26, 8, 1
 IFLA_STATS64 = 23
+IFLA_BR_MCAST_SNOOPING = 23  # in a bridge's IFLA_INFO_DATA
 STATS64 = struct.Struct("=8Q")  # rx/tx packets, rx/tx bytes, rx/tx errors, rx/tx dropped
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
 IFA_F_NODAD = 0x02
@@ -333,10 +334,12 @@ class Rtnl:
                     IFINFO.pack(0, 0, 0, IFF_UP, IFF_UP) + name_attr(name) + attr(IFLA_ADDRESS, mac_bytes(mac))
                     + u32(IFLA_MTU, mtu) + nested(IFLA_LINKINFO, attr(IFLA_INFO_KIND, b"bridge\0"))))
 
-    def set_link(self, index: int, mac: str, mtu: int) -> None:
-        """MAC, MTU and up, on an existing link."""
+    def set_bridge(self, index: int, mac: str, mtu: int, multicast_snooping: bool) -> None:
+        """MAC, MTU, multicast snooping and up, on an existing bridge."""
         self.batch((RTM_NEWLINK, 0, IFINFO.pack(0, 0, index, IFF_UP, IFF_UP)
-                    + attr(IFLA_ADDRESS, mac_bytes(mac)) + u32(IFLA_MTU, mtu)))
+                    + attr(IFLA_ADDRESS, mac_bytes(mac)) + u32(IFLA_MTU, mtu)
+                    + nested(IFLA_LINKINFO, attr(IFLA_INFO_KIND, b"bridge\0"),
+                             nested(IFLA_INFO_DATA, attr(IFLA_BR_MCAST_SNOOPING, bytes([multicast_snooping]))))))
 
     def set_mac(self, index: int, mac: str) -> None:
         self.batch((RTM_NEWLINK, 0, IFINFO.pack(0, 0, index, 0, 0) + attr(IFLA_ADDRESS, mac_bytes(mac))))

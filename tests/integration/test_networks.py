@@ -25,6 +25,7 @@ subnet = "10.91.0.0/24"
 subnet6 = "fd91::/64"
 masquerade6 = true
 mtu = 1300
+multicast_snooping = true
 """
 DRIVERS = ["nftables", "iptables"]
 
@@ -66,6 +67,12 @@ def test_networks_are_isolated_both_ways_and_each_has_nat(two_networks):
     assert (networks["blue"].bridge, networks["blue"].subnet6, networks["blue"].gateway6) == ("br-blue", "fd91::/64", "fd91::1")
     assert (networks["blue"].mtu, networks["blue"].addresses_used, networks["default"].addresses_used) == (1300, 1, 2)
     assert "blue" in sandbox.netctl("networks").stdout
+    # off unless asked for (the kernel's default is on)
+    assert (snooping(sandbox, "netd0"), snooping(sandbox, "br-blue")) == (0, 1)
+
+
+def snooping(sandbox, bridge):
+    return json.loads(sandbox.in_host("ip", "-d", "-j", "link", "show", bridge).stdout)[0]["linkinfo"]["info_data"]["mcast_snooping"]
 
 
 def test_one_container_on_two_networks(two_networks):

@@ -64,6 +64,7 @@ subnet6 = "fd90::/64"
 masquerade6 = true
 mtu = 1400
 icc = false
+multicast_snooping = true
 """
 
 
@@ -79,6 +80,7 @@ def test_config_file_with_two_networks_and_flags_over_it(tmp_path):
     assert (str(cfg.socket), cfg.firewall, cfg.firewall_check_interval) == ("/run/x/netd.sock", "nftables", 1.0)
     assert (default.bridge, str(default.subnet), default.mtu) == ("netd0", "10.88.0.0/16", 1500)
     assert (backend.bridge, backend.mtu, backend.icc, backend.masquerade6) == ("br-back", 1400, False, True)
+    assert (default.multicast_snooping, backend.multicast_snooping) == (False, True)
     assert backend.subnet6 == IPv6Network("fd90::/64") and backend.gateway == IPv4Address("10.90.0.1")
 
 
