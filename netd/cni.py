@@ -101,8 +101,16 @@ def run(command: str, conf: dict, channel: grpc.Channel) -> dict | None:
             network=network), timeout=TIMEOUT)
         return add_result(version, reply.endpoint, netns)
     if command == "DEL":  # idempotent, and needs no netns (the container may be long gone)
-        stub.DetachContainer(pb.DetachContainerRequest(container_id=require("CNI_CONTAINERID"), network=network),
-                             timeout=TIMEOUT)
+        container_id = require("CNI_CONTAINERID")
+        if network:
+            networks = [network]
+        else:
+            # Only what this CNI network attached: the container may be on
+            # other netd networks through other conflists.
+            listed = stub.ListEndpoints(pb.ListEndpointsRequest(), timeout=TIMEOUT).endpoints
+            networks = [e.network for e in listed if e.container_id == container_id and e.owner == owner_of(conf)]
+        for name in networks:
+            stub.DetachContainer(pb.DetachContainerRequest(container_id=container_id, network=name), timeout=TIMEOUT)
         return None
     if command == "CHECK":
         reply = stub.CheckEndpoint(pb.CheckEndpointRequest(container_id=require("CNI_CONTAINERID"), network=network),

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+from tests.integration.conftest import Client
 from tests.sandbox import sh
 
 CNI = [sys.executable, "-m", "netd.cni"]
@@ -93,3 +94,21 @@ def test_port_mappings_capability_publishes_ports(netd):
     assert code == 1 and "18080/tcp is already published by container web" in error["msg"]
     assert cni(netd, "DEL", "web", path) == (0, None)
     assert "18080" not in netd.in_host("nft", "list", "table", "inet", "netd").stdout
+
+
+def test_del_without_a_network_leaves_the_containers_other_networks(sandbox):
+    """Two conflists put one container on two netd networks; DEL of the one
+    that names no network detaches only what it attached."""
+    config = sandbox.workdir / "netd.toml"
+    config.write_text('[[networks]]\nname = "default"\nsubnet = "10.89.0.0/16"\n\n'
+                      '[[networks]]\nname = "blue"\nbridge = "br-blue"\nsubnet = "10.91.0.0/24"\n')
+    sandbox.start_netd("--config", str(config))
+    path = sandbox.named_netns_add("pod3")
+    assert cni(sandbox, "ADD", "p3", path)[0] == 0
+    assert cni(sandbox, "ADD", "p3", path, ifname="eth1", extra={"name": "blue-net", "network": "blue"})[0] == 0
+    assert cni(sandbox, "DEL", "p3", path) == (0, None)
+    client = Client(sandbox.socket)
+    assert [(e.container_id, e.network) for e in client.list()] == [("p3", "blue")]
+    assert cni(sandbox, "DEL", "p3", path, extra={"name": "blue-net", "network": "blue"}) == (0, None)
+    assert client.list() == []
+    client.channel.close()
