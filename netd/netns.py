@@ -61,8 +61,10 @@ def _id_of_path(path: str) -> NetnsId | None:
     return NetnsId(st.st_dev, st.st_ino)
 
 
+@functools.cache
 def protected_ids() -> dict[NetnsId, str]:
-    """Namespaces netd must never wire a container into: its own and init's."""
+    """Namespaces netd must never wire a container into: its own and init's
+    (neither changes while netd runs: it never leaves its own)."""
     own = _id_of_path("/proc/self/ns/net")
     found = {_id_of_path("/proc/1/ns/net"): "the host's initial network namespace"}
     if own is not None:
