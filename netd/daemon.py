@@ -7,6 +7,7 @@ import gc
 import grp
 import logging
 import os
+import resource
 import signal
 import socket
 import stat
@@ -20,6 +21,7 @@ import structlog
 
 from netd import config, firewall, links, metrics, netns, server, watch
 from netd.gate import Gate
+from netd.hostports import HostPorts
 from netd.errors import FailedPrecondition, NetdError
 from netd.service import Service
 from netd.store.sqlite import SqliteStore
@@ -143,15 +145,25 @@ def keep_systemd_posted(service: Service, stop: threading.Event) -> None:
             log.error("unresponsive", reason="allocation lock held for more than 5 s")
 
 
+def raise_fd_limit() -> None:
+    """Each held host port is a socket (a published range of 1000 ports is
+    1000): allow as many open files as the hard limit does."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def serve(cfg: config.DaemonConfig) -> int:
     started = time.monotonic()
+    raise_fd_limit()
     lock_fd = lock_state_dir(cfg.state_dir)
     check_socket_dir(cfg.socket)
     store = SqliteStore(cfg.state_dir / "netd.db")
     networks = config.networks(cfg, links.uplink_mtu())
     fw = firewall.select(cfg.firewall)
     firewall.remove_others(fw)
-    service = Service(networks=networks, store=store, links=links, namespaces=netns, firewall=fw)
+    service = Service(networks=networks, store=store, links=links, namespaces=netns, firewall=fw,
+                      host_ports=HostPorts())
     service.prepare()
 
     gate = Gate(cfg.socket, cfg.state_dir / "grpc.sock")
@@ -162,6 +174,7 @@ def serve(cfg: config.DaemonConfig) -> int:
     # Health says NOT_SERVING and calls get UNAVAILABLE until the store and
     # the kernel agree again.
     repairs = service.reconcile()
+    service.hold_published_ports()
     # Everything allocated so far (modules, gRPC, the store's mirror) lives
     # as long as netd: keep it out of the collector's full passes, whose
     # pauses otherwise show up as tens of milliseconds on some calls.

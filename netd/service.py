@@ -65,6 +65,7 @@ class Service:
     links: ModuleType | Any
     namespaces: ModuleType | Any
     firewall: fw.Firewall
+    host_ports: Any = None  # hostports.HostPorts: published ports held against host processes
 
     def __post_init__(self) -> None:
         self.nets = {n.name: n for n in self.networks}
@@ -166,6 +167,8 @@ class Service:
                 endpoint = self._reserve(net, req, ns.id)
                 undo.callback(self._unpublish, endpoint)  # undone last: once the record is gone
                 undo.callback(self._quietly, "release address", self.store.remove, *endpoint.key)
+                if endpoint.ports and self.host_ports:
+                    self.host_ports.hold(endpoint.key, endpoint.ports)
                 ifindex = self._plug(endpoint, ns.fd)
                 undo.callback(self._quietly, "delete veth", self.links.delete_link, endpoint.host_ifname)
                 if endpoint.ports:
@@ -385,7 +388,20 @@ class Service:
         """After the record is gone. A failure leaves stale rules that the
         healer removes on its next check, so it is logged, not raised."""
         if endpoint.ports:
+            if self.host_ports:
+                self.host_ports.release(endpoint.key)
             self._quietly("unpublish ports", self.sync_firewall, endpoint.ports)
+
+    def hold_published_ports(self) -> None:
+        """At start: hold the host ports of the endpoints that publish some.
+        One a host process took while netd was down stays published (its
+        DNAT wins) and is logged."""
+        for e in self.store.list():
+            if e.ports and self.host_ports:
+                try:
+                    self.host_ports.hold(e.key, e.ports)
+                except NetdError as err:
+                    log.warning("host_port_not_held", container_id=e.container_id, network=e.network, error=str(err))
 
     def _release(self, endpoint: Endpoint, action: str) -> int:
         self._quietly("delete veth", self.links.delete_link, endpoint.host_ifname)

@@ -123,6 +123,47 @@ def test_conflicting_publish_is_refused_and_detach_removes_exactly_its_rules(san
     assert ruleset(sandbox, driver) == before
 
 
+BIND = "import socket, sys; socket.socket(socket.AF_INET, getattr(socket, sys.argv[1])).bind(('0.0.0.0', int(sys.argv[2])))"
+LISTEN = """
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(); print("listening", flush=True); time.sleep(60)
+"""
+
+
+def host_can_bind(sandbox, kind, port):
+    return sandbox.in_host(sys.executable, "-c", BIND, kind, str(port), check=False).returncode == 0
+
+
+def test_published_ports_are_held_against_host_processes(sandbox):
+    """Like Docker: a port a host process uses is refused, naming it; a published
+    port cannot be taken by a host process, also after netd restarts; detach frees it."""
+    sandbox.start_netd()
+    client = Client(sandbox.socket)
+    holder = subprocess.Popen(["ip", "netns", "exec", sandbox.host, sys.executable, "-c", LISTEN, str(HOST_PORT + 1)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "listening"
+        c = sandbox.container()
+        code, details = client.code_of(client.attach, "web", pid=c.pid,
+                                       ports=[pb.PortMapping(host_port=HOST_PORT, container_port=80, range=2)])
+        assert code == grpc.StatusCode.ALREADY_EXISTS
+        assert f"{HOST_PORT + 1}/tcp is in use by a process on the host" in details and client.list() == []
+    finally:
+        holder.kill()
+        holder.wait()
+    assert host_can_bind(sandbox, "SOCK_STREAM", HOST_PORT)  # the refused attach let go of what it held
+    client.attach("web", pid=c.pid, ports=[pb.PortMapping(host_port=HOST_PORT, container_port=80, range=2),
+                                           pb.PortMapping(protocol="udp", host_port=HOST_PORT, container_port=53)])
+    assert not host_can_bind(sandbox, "SOCK_STREAM", HOST_PORT + 1)
+    assert not host_can_bind(sandbox, "SOCK_DGRAM", HOST_PORT)
+    sandbox.stop_netd()
+    sandbox.start_netd()
+    assert not host_can_bind(sandbox, "SOCK_STREAM", HOST_PORT)
+    client.detach("web")
+    assert host_can_bind(sandbox, "SOCK_STREAM", HOST_PORT) and host_can_bind(sandbox, "SOCK_DGRAM", HOST_PORT)
+
+
 def test_udp_client_follows_a_replaced_container(sandbox, driver):
     client = Client(sandbox.socket)
     udp = pb.PortMapping(protocol="udp", host_port=15353, container_port=5353)
