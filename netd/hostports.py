@@ -12,7 +12,7 @@ import errno
 import socket
 import threading
 
-from netd.errors import AlreadyExists, KernelError, ResourceExhausted
+from netd.errors import AlreadyExists, FailedPrecondition, KernelError, ResourceExhausted
 from netd.model import PortMapping
 
 
@@ -63,4 +63,6 @@ def _held_port(i: int, m: PortMapping, port: int) -> socket.socket | None:
             raise AlreadyExists(f"{where} is in use by a process on the host") from None
         if e.errno == errno.EADDRNOTAVAIL:
             return None
+        if e.errno == errno.EACCES:
+            raise FailedPrecondition(f"{where} cannot be held: netd lacks CAP_NET_BIND_SERVICE") from None
         raise KernelError(f"{where} cannot be held: {e.strerror}") from None
