@@ -20,9 +20,9 @@ from pathlib import Path
 import structlog
 
 from netd import config, firewall, links, metrics, netns, server, watch
+from netd.errors import FailedPrecondition, NetdError
 from netd.gate import Gate
 from netd.hostports import HostPorts
-from netd.errors import FailedPrecondition, NetdError
 from netd.service import Service
 from netd.store.sqlite import SqliteStore
 

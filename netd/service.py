@@ -396,8 +396,10 @@ class Service:
         """At start: hold the host ports of the endpoints that publish some.
         One a host process took while netd was down stays published (its
         DNAT wins) and is logged."""
+        if not self.host_ports:
+            return
         for e in self.store.list():
-            if e.ports and self.host_ports:
+            if e.ports:
                 try:
                     self.host_ports.hold(e.key, e.ports)
                 except NetdError as err:
