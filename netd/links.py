@@ -98,10 +98,7 @@ def create_veth(host_ifname: str, peer_ifname: str, ns_fd: int, bridge_index: in
     """
     rtnl = _rtnl()
     try:
-        index = rtnl.create_veth(host_ifname, peer_ifname, ns_fd, bridge_index, mtu, mac)
-        if index is not None and (hairpin or isolated):
-            # The master's port flags: a link being created cannot carry them.
-            rtnl.set_port_flags(host_ifname, hairpin, isolated)
+        index = rtnl.create_veth(host_ifname, peer_ifname, ns_fd, bridge_index, mtu, mac, hairpin, isolated)
     except NetlinkError as e:
         if e.errno == errno.EEXIST:
             if rtnl.link_index(host_ifname) is not None:
@@ -113,10 +110,10 @@ def create_veth(host_ifname: str, peer_ifname: str, ns_fd: int, bridge_index: in
     return index
 
 
-def configure_container_side(ns_fd: int, endpoint: Endpoint, metric: int = 0, announce: bool = False) -> None:
+def configure_container_side(ns_fd: int, endpoint: Endpoint, metric: int = 0) -> None:
     """Addresses, link up, lo up, default routes (with `metric`, so a
     container on several networks has one per network, the lowest metric
-    winning); arp_notify on, and with `announce` a gratuitous ARP."""
+    winning); arp_notify on."""
     e = endpoint
     with Rtnl(netns.socket_in(ns_fd)) as rtnl:
         try:
@@ -125,19 +122,27 @@ def configure_container_side(ns_fd: int, endpoint: Endpoint, metric: int = 0, an
                 raise KernelError(f"failed to configure {e.ifname}: not in the container's network namespace")
             rtnl.configure(index, [a for a in (e.address, e.address6) if a], [g for g in (e.gateway, e.gateway6) if g],
                            metric)
-            if announce:
-                # arp_notify's gratuitous ARP at link up goes out before the
-                # bridge has enabled the host end's port (it does so on the
-                # carrier event that follows), so it is lost. Setting the MAC
-                # again makes the kernel announce once more, now that the port
-                # forwards (and no AF_PACKET socket, whose close would wait
-                # for an RCU grace period).
-                rtnl.set_mac(index, e.mac_address)
         except NetlinkError as err:
             if err.errno == errno.EEXIST and err.step:
                 # e.g. a second container id attached to the same netns on the same network
                 raise AlreadyExists(f"the container's network namespace already has the {err.step}") from None
             raise KernelError(f"failed to configure {e.ifname} in the container: {err.step}: {err.strerror}") from err
+
+
+def announce(ns_fd: int, endpoint: Endpoint) -> None:
+    """A gratuitous ARP from the container, now that its port forwards.
+
+    arp_notify's own announcement at link up goes out before the bridge has
+    enabled the host end's port, and is lost. Setting the MAC again makes
+    the kernel announce once more (and no AF_PACKET socket, whose close would
+    wait for an RCU grace period)."""
+    with Rtnl(netns.socket_in(ns_fd)) as rtnl:
+        try:
+            index = rtnl.link_index(endpoint.ifname)
+            if index is not None:
+                rtnl.set_mac(index, endpoint.mac_address)
+        except NetlinkError as err:
+            raise KernelError(f"failed to announce {endpoint.address.ip} from the container: {err.strerror}") from err
 
 
 @dataclass(frozen=True)
@@ -176,12 +181,13 @@ def container_view(ns_fd: int, ifname: str) -> ContainerView:
         )
 
 
-def stale_neighbour(bridge_index: int, address: IPv4Address, mac: str) -> bool:
-    """Does the host hold another MAC for the address (a previous holder's)?"""
+def settle_port(bridge_index: int, index: int, address: IPv4Address, mac: str) -> bool:
+    """Have the bridge forward the host end now (see Rtnl.settle_port); does
+    the host hold another MAC for the address (a previous holder's)?"""
     try:
-        held = _rtnl().neighbour_mac(bridge_index, address)
+        held = _rtnl().settle_port(index, bridge_index, address)
     except NetlinkError as e:
-        raise KernelError(f"failed to read the neighbour entry of {address}: {e.strerror}") from e
+        raise KernelError(f"failed to bring up the bridge port of {address}: {e.strerror}") from e
     return held is not None and held != mac
 
 

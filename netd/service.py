@@ -225,21 +225,18 @@ class Service:
     def _plug(self, endpoint: Endpoint, ns_fd: int) -> int:
         """Create the veth and configure the container side; undo the veth on failure."""
         net = self.nets[endpoint.network]
-        ifindex = self.links.create_veth(
-            endpoint.host_ifname, endpoint.ifname, ns_fd, self._bridges[net.name],
-            net.mtu, endpoint.mac_address, *self._port_flags(endpoint),
-        )
-        # A gratuitous ARP floods every port of the bridge (5 ms of kernel
-        # work at 1000 ports), and MACs derived from addresses keep every
-        # neighbour entry right when an address is reused: announce only when
-        # the host holds another MAC for it (a holder netd did not plug).
         bridge = self._bridges[net.name]
+        ifindex = self.links.create_veth(endpoint.host_ifname, endpoint.ifname, ns_fd, bridge, net.mtu,
+                                         endpoint.mac_address, *self._port_flags(endpoint))
         try:
-            announce = self.links.stale_neighbour(bridge, endpoint.address.ip, endpoint.mac_address)
-            self.links.configure_container_side(ns_fd, endpoint, self._route_metric[net.name], announce)
-            if announce:
-                # The announcement can still race the bridge enabling the
-                # port; the host's own entry is set for sure.
+            self.links.configure_container_side(ns_fd, endpoint, self._route_metric[net.name])
+            # A gratuitous ARP floods every port of the bridge (5 ms of kernel
+            # work at 1000 ports), and MACs derived from addresses keep every
+            # neighbour entry right when an address is reused: announce only
+            # when the host holds another MAC for it (a holder netd did not plug).
+            if self.links.settle_port(bridge, ifindex, endpoint.address.ip, endpoint.mac_address):
+                self.links.announce(ns_fd, endpoint)
+                # The host's own entry is set for sure.
                 self.links.set_neighbour(bridge, endpoint.address.ip, endpoint.mac_address)
         except BaseException:
             self._quietly("delete veth", self.links.delete_link, endpoint.host_ifname)

@@ -76,15 +76,21 @@ class FakeLinks:
 
     stale: set = field(default_factory=set)  # addresses the host maps to another MAC
 
-    def stale_neighbour(self, bridge_index, address, mac):
+    def settle_port(self, bridge_index, index, address, mac):
+        self._maybe_fail("settle_port")
         return address in self.stale
 
     def set_neighbour(self, bridge_index, address, mac):
         self.stale.discard(address)
 
-    def configure_container_side(self, ns_fd, endpoint, metric=0, announce=False):
+    def configure_container_side(self, ns_fd, endpoint, metric=0):
         self._maybe_fail("configure_container_side")
         self.configured.add(str(endpoint.address))
+
+    announced: list = field(default_factory=list)
+
+    def announce(self, ns_fd, endpoint):
+        self.announced.append(str(endpoint.address.ip))
 
     def host_link(self, name):
         return SimpleNamespace(master=1, index=self.veths[name]) if name in self.veths else None

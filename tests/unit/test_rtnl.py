@@ -23,13 +23,16 @@ def test_parse_attrs_round_trips_nested():
 def test_veth_request_carries_peer_with_netns_fd_mac_and_mtu():
     body = rtnl.veth_body("vndhost", "eth0", 7, 3, 1400, "02:42:0a:59:00:02")
     link = rtnl.parse_link(body)
-    assert (link.name, link.mtu, link.master, link.kind, link.flags) == ("vndhost", 1400, 3, "veth", rtnl.IFF_UP)
+    assert (link.name, link.mtu, link.master, link.kind, link.flags) == ("vndhost", 1400, 3, "veth", 0)  # down
+    host_attrs = rtnl.parse_attrs(body, rtnl.IFINFO.size)
+    assert rtnl.num(host_attrs[rtnl.IFLA_NUM_TX_QUEUES]) == rtnl.num(host_attrs[rtnl.IFLA_NUM_RX_QUEUES]) == 1
     info = rtnl.parse_attrs(rtnl.parse_attrs(body, rtnl.IFINFO.size)[rtnl.IFLA_LINKINFO])
     peer = rtnl.parse_attrs(info[rtnl.IFLA_INFO_DATA])[rtnl.VETH_INFO_PEER]
     peer_attrs = rtnl.parse_attrs(peer, rtnl.IFINFO.size)
     assert rtnl.text(peer_attrs[rtnl.IFLA_IFNAME]) == "eth0"
     assert rtnl.num(peer_attrs[rtnl.IFLA_NET_NS_FD]) == 7
     assert peer_attrs[rtnl.IFLA_ADDRESS] == bytes.fromhex("02420a590002")
+    assert rtnl.num(peer_attrs[rtnl.IFLA_NUM_TX_QUEUES]) == rtnl.num(peer_attrs[rtnl.IFLA_NUM_RX_QUEUES]) == 1
 
 
 def test_address_request_has_local_and_broadcast():

@@ -50,7 +50,7 @@ def test_second_attach_of_same_id_is_refused_without_new_address():
     assert len(svc.store.used_addresses("default")) == 1
 
 
-@pytest.mark.parametrize("step", ["create_veth", "configure_container_side"])
+@pytest.mark.parametrize("step", ["create_veth", "configure_container_side", "settle_port"])
 def test_failure_mid_attach_leaves_nothing_behind(step):
     svc = make()
     svc.links.fail_on = step
@@ -338,3 +338,6 @@ def test_a_stale_host_neighbour_entry_is_replaced_and_announced():
     svc.links.stale.add(IPv4Address("10.89.0.2"))
     ep = svc.attach(AttachRequest("c1", pid=100))
     assert str(ep.address.ip) == "10.89.0.2" and svc.links.stale == set()
+    assert svc.links.announced == ["10.89.0.2"]
+    svc.attach(AttachRequest("c2", pid=101))
+    assert svc.links.announced == ["10.89.0.2"]  # no stale entry, no flood
