@@ -377,9 +377,10 @@ class Rtnl:
         host's neighbour table holds for `address` on the bridge, if any.
 
         The peer coming up gives the host end its carrier; the kernel enables
-        the bridge port on that event from a worker, some time later, and
-        drops what the container sends until then. Reading the link makes
-        the kernel handle it in this request."""
+        the bridge port on that event from a worker thread, usually at once
+        but later when the CPUs are busy, and the bridge drops what the
+        container sends until then. Reading the link makes the kernel handle
+        a pending event in this request."""
         replies, errors = self.exchange(
             (RTM_GETLINK, 0, IFINFO.pack(0, 0, index, 0, 0)),
             (RTM_GETNEIGH, 0, NDMSG.pack(socket.AF_INET, bridge, 0, 0, 0) + attr(NDA_DST, address.packed)),
