@@ -185,7 +185,7 @@ def time_to_serving(sandbox: Sandbox) -> float:
     raise TimeoutError("netd did not report SERVING within 30 s")
 
 
-def netd_at_scale(n: int, probes: int = 100) -> dict:
+def netd_at_scale(n: int, probes: int = 200) -> dict:
     """Fill one bridge to n endpoints; at 10, n/2 and n, time `probes` extra
     attaches (each detached again, so the count stays at the mark)."""
     sandbox = Sandbox()
