@@ -299,15 +299,15 @@ class Rtnl:
     def routes(self, family: int = socket.AF_INET) -> list[Route]:
         return [parse_route(b) for b in self.dump(RTM_GETROUTE, RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0))]
 
-    def _getlink(self, name: str, *before: tuple[int, int, bytes]) -> bytes | None:
-        """The link's RTM_NEWLINK body, after running `before` in the same round trip; None if no such link."""
+    def _getlink(self, name: str) -> bytes | None:
+        """The link's RTM_NEWLINK body; None if no such link."""
         try:
-            replies = self.batch(*before, (RTM_GETLINK, 0, IFINFO.pack(0, 0, 0, 0, 0) + name_attr(name)))
+            (body,) = self.batch((RTM_GETLINK, 0, IFINFO.pack(0, 0, 0, 0, 0) + name_attr(name)))
         except NetlinkError as e:
             if e.errno == errno.ENODEV:
                 return None
             raise
-        return replies[-1]
+        return body
 
     def set_neighbour(self, index: int, address: IPv4Address, mac: str) -> None:
         """Replace the neighbour entry (as STALE: confirmed on next use)."""

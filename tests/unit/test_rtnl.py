@@ -26,7 +26,7 @@ def test_veth_request_carries_peer_with_netns_fd_mac_and_mtu():
     assert (link.name, link.mtu, link.master, link.kind, link.flags) == ("vndhost", 1400, 3, "veth", 0)  # down
     host_attrs = rtnl.parse_attrs(body, rtnl.IFINFO.size)
     assert rtnl.num(host_attrs[rtnl.IFLA_NUM_TX_QUEUES]) == rtnl.num(host_attrs[rtnl.IFLA_NUM_RX_QUEUES]) == 1
-    info = rtnl.parse_attrs(rtnl.parse_attrs(body, rtnl.IFINFO.size)[rtnl.IFLA_LINKINFO])
+    info = rtnl.parse_attrs(host_attrs[rtnl.IFLA_LINKINFO])
     peer = rtnl.parse_attrs(info[rtnl.IFLA_INFO_DATA])[rtnl.VETH_INFO_PEER]
     peer_attrs = rtnl.parse_attrs(peer, rtnl.IFINFO.size)
     assert rtnl.text(peer_attrs[rtnl.IFLA_IFNAME]) == "eth0"
