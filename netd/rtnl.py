@@ -66,6 +66,13 @@ class NetlinkError(OSError):
     step = ""  # which request of a batch failed, when the caller named them
 
 
+def _raise_first(errors: list[int]) -> None:
+    """NetlinkError for the first failed request of a batch, if any."""
+    for err in errors:
+        if err:
+            raise NetlinkError(err, os.strerror(err))
+
+
 def attr(kind: int, payload: bytes) -> bytes:
     data = NLA.pack(NLA.size + len(payload), kind) + payload
     return data + b"\0" * (-len(data) % 4)
@@ -244,9 +251,7 @@ class Rtnl:
         still ran (or failed) in the kernel.
         """
         replies, errors = self.exchange(*requests)
-        for err in errors:
-            if err:
-                raise NetlinkError(err, os.strerror(err))
+        _raise_first(errors)
         return replies
 
     def exchange(self, *requests: tuple[int, int, bytes]) -> tuple[list[bytes], list[int]]:
@@ -367,9 +372,7 @@ class Rtnl:
         )
         if not errors[0] and errors[2] == errno.ENODEV:
             return None
-        for err in errors:
-            if err:
-                raise NetlinkError(err, os.strerror(err))
+        _raise_first(errors)
         return IFINFO.unpack_from(replies[2])[2]
 
     def settle_port(self, index: int, bridge: int, address: IPv4Address) -> str | None:
@@ -386,9 +389,7 @@ class Rtnl:
             (RTM_GETNEIGH, 0, NDMSG.pack(socket.AF_INET, bridge, 0, 0, 0) + attr(NDA_DST, address.packed)),
         )
         link_error, neighbour_error = errors
-        for err in (link_error, 0 if neighbour_error == errno.ENOENT else neighbour_error):
-            if err:
-                raise NetlinkError(err, os.strerror(err))
+        _raise_first([link_error, 0 if neighbour_error == errno.ENOENT else neighbour_error])
         lladdr = parse_attrs(replies[1], NDMSG.size).get(NDA_LLADDR) if replies[1] else None
         return ":".join(f"{b:02x}" for b in lladdr) if lladdr else None
 
