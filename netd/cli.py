@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from ipaddress import ip_address
 
 import grpc
 from google.protobuf import json_format
@@ -29,7 +30,8 @@ NETWORK_COLUMNS = ("name", "bridge", "subnet", "gateway", "subnet6", "gateway6",
 
 
 def parse_publish(text: str) -> pb.PortMapping:
-    """`docker run -p` syntax: [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|udp]."""
+    """`docker run -p` syntax: [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|udp];
+    an IPv6 HOST_IP in brackets, as in [::]:8080:80."""
     spec, _, protocol = text.partition("/")
     parts = spec.rsplit(":", 2)
     if len(parts) == 2:
@@ -37,6 +39,7 @@ def parse_publish(text: str) -> pb.PortMapping:
     if len(parts) != 3:
         raise ValueError(f"{text!r}: use [HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]")
     host_ip, host, inside = parts
+    host_ip = host_ip.removeprefix("[").removesuffix("]")
 
     def span(ports: str) -> tuple[int, int]:
         first, _, last = ports.partition("-")
@@ -60,7 +63,8 @@ def publish_arg(text: str) -> pb.PortMapping:
 
 def show_port(m: dict) -> str:
     """`docker ps` style, e.g. 0.0.0.0:8080->80/tcp."""
-    return str(PortMapping(m["host_port"], m["container_port"], m["protocol"], m.get("host_ip") or None,
+    return str(PortMapping(m["host_port"], m["container_port"], m["protocol"],
+                           ip_address(m["host_ip"]) if m.get("host_ip") else None,
                            max(int(m.get("range") or 1), 1)))
 
 

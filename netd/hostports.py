@@ -21,15 +21,18 @@ class HostPorts:
         self._held: dict[tuple[str, str], list[socket.socket]] = {}
         self._lock = threading.Lock()
 
-    def hold(self, key: tuple[str, str], mappings: tuple[PortMapping, ...]) -> None:
-        """Bind every host port of the mappings for the endpoint `key`; all or none."""
+    def hold(self, key: tuple[str, str], mappings: tuple[PortMapping, ...], ipv6: bool = False) -> None:
+        """Bind every host port of the mappings for the endpoint `key`, IPv6
+        ones too when it has an IPv6 address; all or none."""
         bound: list[socket.socket] = []
         try:
             for i, m in enumerate(mappings):
-                for port in range(m.host_port, m.host_port + m.count):
-                    sock = _held_port(i, m, port)
-                    if sock is not None:
-                        bound.append(sock)
+                for version in m.versions(dual_stack=ipv6):
+                    family = socket.AF_INET if version == 4 else socket.AF_INET6
+                    for port in m.host_ports:
+                        sock = _held_port(i, m, family, port)
+                        if sock is not None:
+                            bound.append(sock)
         except BaseException:
             for sock in bound:
                 sock.close()
@@ -44,17 +47,23 @@ class HostPorts:
             sock.close()
 
 
-def _held_port(i: int, m: PortMapping, port: int) -> socket.socket | None:
+def _held_port(i: int, m: PortMapping, family: socket.AddressFamily, port: int) -> socket.socket | None:
     """A socket bound to the port; None when host_ip is not (yet) an address
-    of the host, where nothing can take the port anyway."""
-    host_ip = str(m.host_ip or "0.0.0.0")
-    where = f"ports[{i}] {m}: host port {host_ip}:{port}/{m.protocol}"
+    of the host, where nothing can take the port anyway, or the host has no IPv6."""
+    host_ip = str(m.only_address or ("0.0.0.0" if family == socket.AF_INET else "::"))
+    shown = f"[{host_ip}]" if family == socket.AF_INET6 else host_ip
+    where = f"ports[{i}] {m}: host port {shown}:{port}/{m.protocol}"
     kind = socket.SOCK_STREAM if m.protocol == "tcp" else socket.SOCK_DGRAM
     try:
-        sock = socket.socket(socket.AF_INET, kind | socket.SOCK_CLOEXEC)
+        sock = socket.socket(family, kind | socket.SOCK_CLOEXEC)
     except OSError as e:
+        if e.errno == errno.EAFNOSUPPORT:
+            return None
         raise ResourceExhausted(f"{where} cannot be held: {e.strerror}") from None
     try:
+        if family == socket.AF_INET6:
+            # [::] would otherwise hold the IPv4 port too, which the AF_INET socket does.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((host_ip, port))
         return sock
     except OSError as e:

@@ -56,8 +56,20 @@ class PortMapping:
     host_port: int
     container_port: int
     protocol: str = "tcp"
-    host_ip: IPv4Address | None = None  # None: every host address
+    # None: every host address (IPv6 ones too on a dual-stack network);
+    # "::": every IPv6 address.
+    host_ip: IPv4Address | IPv6Address | None = None
     count: int = 1
+
+    def versions(self, dual_stack: bool) -> list[int]:
+        """The IP versions the mapping publishes on, for a container with
+        (dual_stack) or without an IPv6 address."""
+        return [v for v in (4, 6) if (self.host_ip is None or self.host_ip.version == v) and (v == 4 or dual_stack)]
+
+    @property
+    def only_address(self) -> IPv4Address | IPv6Address | None:
+        """The one host address the mapping is limited to, if any."""
+        return None if self.host_ip is None or self.host_ip.is_unspecified else self.host_ip
 
     @property
     def host_ports(self) -> range:
@@ -70,7 +82,9 @@ class PortMapping:
     def overlaps(self, other: PortMapping) -> bool:
         """Would both claim some packet? Same protocol, a shared port, and
         host addresses that meet (None meets every address)."""
-        same_ip = self.host_ip is None or other.host_ip is None or self.host_ip == other.host_ip
+        mine, theirs = self.only_address, other.only_address
+        same_family = bool(set(self.versions(True)) & set(other.versions(True)))
+        same_ip = same_family and (mine is None or theirs is None or mine == theirs)
         shared = self.host_port < other.host_port + other.count and other.host_port < self.host_port + self.count
         return self.protocol == other.protocol and same_ip and shared
 
@@ -78,7 +92,8 @@ class PortMapping:
         """`docker ps` style: 0.0.0.0:8080->80/tcp, 8000-8009->9000-9009/udp."""
         def span(first: int) -> str:
             return f"{first}-{first + self.count - 1}" if self.count > 1 else str(first)
-        return f"{self.host_ip or '0.0.0.0'}:{span(self.host_port)}->{span(self.container_port)}/{self.protocol}"
+        host = f"[{self.host_ip}]" if self.host_ip and self.host_ip.version == 6 else self.host_ip or "0.0.0.0"
+        return f"{host}:{span(self.host_port)}->{span(self.container_port)}/{self.protocol}"
 
 
 @dataclass(frozen=True)

@@ -116,17 +116,18 @@ class Service:
             self.links.enable_route_localnet(net.bridge)
 
     def ruleset(self) -> fw.Ruleset:
-        forwards = tuple(fw.Forward(m, e.address.ip) for e in self.store.list() for m in e.ports)
+        forwards = tuple(fw.Forward(m, e.address.ip, e.address6.ip if e.address6 else None)
+                         for e in self.store.list() for m in e.ports)
         return fw.Ruleset(self.networks, forwards)
 
-    def sync_firewall(self, changed: tuple[PortMapping, ...] = ()) -> None:
+    def sync_firewall(self, changed: Endpoint | None = None) -> None:
         """Make the firewall match the store; then drop the UDP flows of the
-        ports that changed, so they follow the new rules."""
+        ports of the endpoint that changed, so they follow the new rules."""
         with self._firewall_lock:
             self.firewall.apply(self.ruleset())
-        if changed:
+        if changed and changed.ports:
             try:
-                fw.forget_udp_flows(changed)
+                fw.forget_udp_flows(changed.ports, ipv6=changed.address6 is not None)
             except NetdError as e:
                 log.warning("conntrack_flush_failed", error=str(e))
 
@@ -168,11 +169,11 @@ class Service:
                 undo.callback(self._unpublish, endpoint)  # undone last: once the record is gone
                 undo.callback(self._quietly, "release address", self.store.remove, *endpoint.key)
                 if endpoint.ports and self.host_ports:
-                    self.host_ports.hold(endpoint.key, endpoint.ports)
+                    self.host_ports.hold(endpoint.key, endpoint.ports, ipv6=endpoint.address6 is not None)
                 ifindex = self._plug(endpoint, ns.fd)
                 undo.callback(self._quietly, "delete veth", self.links.delete_link, endpoint.host_ifname)
                 if endpoint.ports:
-                    self.sync_firewall(endpoint.ports)
+                    self.sync_firewall(endpoint)
                 endpoint = self.store.mark_ready(*endpoint.key, ifindex)
                 undo.pop_all()
         log.info("attached", container_id=req.container_id, network=net.name, address=str(endpoint.address),
@@ -387,7 +388,7 @@ class Service:
         if endpoint.ports:
             if self.host_ports:
                 self.host_ports.release(endpoint.key)
-            self._quietly("unpublish ports", self.sync_firewall, endpoint.ports)
+            self._quietly("unpublish ports", self.sync_firewall, endpoint)
 
     def hold_published_ports(self) -> None:
         """At start: hold the host ports of the endpoints that publish some.
@@ -398,7 +399,7 @@ class Service:
         for e in self.store.list():
             if e.ports:
                 try:
-                    self.host_ports.hold(e.key, e.ports)
+                    self.host_ports.hold(e.key, e.ports, ipv6=e.address6 is not None)
                 except NetdError as err:
                     log.warning("host_port_not_held", container_id=e.container_id, network=e.network, error=str(err))
 

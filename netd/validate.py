@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from ipaddress import AddressValueError, IPv4Address
+from ipaddress import AddressValueError, IPv4Address, ip_address
 
 from netd.errors import AddressOutOfRange, InvalidArgument
 from netd.model import AttachRequest, NetworkConfig, PortMapping
@@ -106,21 +106,27 @@ def port_mapping(field: str, protocol: str, host_ip: str, host_port: int, contai
     address = None
     if host_ip:
         try:
-            address = IPv4Address(host_ip)
-        except AddressValueError:
-            raise InvalidArgument(f"{field}.host_ip {host_ip[:64]!r} is not an IPv4 address") from None
+            address = ip_address(host_ip.removeprefix("[").removesuffix("]"))
+        except ValueError:
+            raise InvalidArgument(f"{field}.host_ip {host_ip[:64]!r} is not an IP address") from None
         if address.is_multicast or address == IPv4Address("255.255.255.255"):
             raise InvalidArgument(f"{field}.host_ip {address} is not a unicast address")
-        if address.is_unspecified:  # 0.0.0.0, as Docker and CNI runtimes write "every address"
+        if address.version == 6 and address.is_loopback:
+            # IPv6 has no route_localnet: the kernel never routes ::1 off the host.
+            raise InvalidArgument(f"{field}.host_ip ::1 cannot be published to a container (only 127.0.0.1)")
+        if address == IPv4Address("0.0.0.0"):  # as Docker and CNI runtimes write "every address"
             address = None
     return PortMapping(host_port, container_port, protocol, address, count)
 
 
-def ports(items: list[tuple[str, str, int, int, int]]) -> tuple[PortMapping, ...]:
+def ports(items: list[tuple[str, str, int, int, int]], network: NetworkConfig) -> tuple[PortMapping, ...]:
     """(protocol, host_ip, host_port, container_port, range) per mapping."""
     mappings: list[PortMapping] = []
     for i, item in enumerate(items):
         mapping = port_mapping(f"ports[{i}]", *item)
+        if mapping.host_ip and mapping.host_ip.version == 6 and network.subnet6 is None:
+            raise InvalidArgument(f"ports[{i}].host_ip {mapping.host_ip} is IPv6, "
+                                  f"but network {network.name} has no subnet6")
         clash = next((m for m in mappings if m.overlaps(mapping)), None)
         if clash is not None:
             raise InvalidArgument(f"ports[{i}] {mapping} overlaps {clash} in the same request")
@@ -154,6 +160,6 @@ def attach_request(
         ifname=ifname(ifname_),
         ip_address=static_address(ip_address, network),
         owner=owner(owner_),
-        ports=ports(list(ports_)),
+        ports=ports(list(ports_), network),
         network=network.name,
     )

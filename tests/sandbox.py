@@ -26,14 +26,23 @@ HOST_UPLINK_ADDR, OUTSIDE_ADDR = "198.51.100.2", "198.51.100.1"
 HOST_UPLINK_ADDR6, OUTSIDE_ADDR6 = "2001:db8:ff::2", "2001:db8:ff::1"
 SERVER_PORT = 8080
 
-# Answers each TCP connection with the peer address it saw, then closes.
+# Answers each TCP connection, over IPv4 and IPv6, with the peer address it
+# saw, then closes. Listens on IPv4 last: 0.0.0.0:PORT in `ss` means both are up.
 ECHO_PEER_SERVER = f"""
-import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", {SERVER_PORT})); s.listen(128)
-while True:
-    c, peer = s.accept()
-    c.sendall(peer[0].encode()); c.close()
+import socket, threading
+def listening(family, address):
+    s = socket.socket(family); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind((address, {SERVER_PORT})); s.listen(128)
+    return s
+def serve(s):
+    while True:
+        c, peer = s.accept()
+        c.sendall(peer[0].encode()); c.close()
+s6 = listening(socket.AF_INET6, "::")
+threading.Thread(target=serve, args=(s6,), daemon=True).start()
+serve(listening(socket.AF_INET, "0.0.0.0"))
 """
 
 TCP_CLIENT = """
@@ -126,7 +135,7 @@ class Sandbox:
     def start_outside_server(self) -> None:
         proc = subprocess.Popen(["ip", "netns", "exec", self.outside, sys.executable, "-c", ECHO_PEER_SERVER])
         self.procs.append(proc)
-        wait_for(lambda: f":{SERVER_PORT}" in sh("ip", "netns", "exec", self.outside, "ss", "-ltn").stdout,
+        wait_for(lambda: f"0.0.0.0:{SERVER_PORT}" in sh("ip", "netns", "exec", self.outside, "ss", "-ltn").stdout,
                  "outside TCP server listening")
 
     def container(self) -> Container:
@@ -224,7 +233,7 @@ def serve_in(sandbox: Sandbox, container: Container) -> None:
     """Run the echo-peer TCP server inside a container."""
     proc = subprocess.Popen(["nsenter", f"--net={container.netns}", sys.executable, "-c", ECHO_PEER_SERVER])
     sandbox.procs.append(proc)
-    wait_for(lambda: f":{SERVER_PORT}" in container.run("ss", "-ltn").stdout, "container TCP server listening")
+    wait_for(lambda: f"0.0.0.0:{SERVER_PORT}" in container.run("ss", "-ltn").stdout, "container TCP server listening")
 
 
 def serve_http(sandbox: Sandbox, port: int = 8081) -> str:

@@ -13,7 +13,7 @@ import errno
 import shutil
 import socket
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from typing import Protocol
 
 from netd import runner
@@ -34,6 +34,13 @@ class Forward:
 
     mapping: PortMapping
     container_ip: IPv4Address
+    container_ip6: IPv6Address | None = None  # on a dual-stack network
+
+    def pairs(self, version: int) -> list[tuple[int, int]]:
+        """(host port, container port) pairs DNATed for IP `version`; none when
+        the mapping or the container lacks that family."""
+        wanted = version in self.mapping.versions(dual_stack=self.container_ip6 is not None)
+        return list(self.mapping.pairs()) if wanted else []
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,7 @@ def remove_others(chosen: Firewall) -> None:
             cls().teardown()
 
 
-def forget_udp_flows(mappings: tuple[PortMapping, ...]) -> None:
+def forget_udp_flows(mappings: tuple[PortMapping, ...], ipv6: bool = False) -> None:
     """Delete conntrack entries of published UDP ports.
 
     A UDP client that keeps sending keeps its conntrack entry alive, and with
@@ -147,8 +154,10 @@ def forget_udp_flows(mappings: tuple[PortMapping, ...]) -> None:
     for m in mappings:
         if m.protocol != "udp":
             continue
-        only_ip = ["--orig-dst", str(m.host_ip)] if m.host_ip else []
-        for port in m.host_ports:
-            # exit 1 means "0 flow entries have been deleted"
-            runner.run(["conntrack", "-D", "-p", "udp", "--orig-port-dst", str(port), *only_ip], ok=(0, 1))
+        only_ip = ["--orig-dst", str(m.only_address)] if m.only_address else []
+        for version in m.versions(dual_stack=ipv6):
+            for port in m.host_ports:
+                # exit 1 means "0 flow entries have been deleted"
+                runner.run(["conntrack", "-D", "-f", f"ipv{version}", "-p", "udp", "--orig-port-dst", str(port),
+                            *only_ip], ok=(0, 1))
 

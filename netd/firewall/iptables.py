@@ -31,7 +31,12 @@ IPV4 = Family(4, "iptables", (
     ("nat", "POSTROUTING", "NETD-POSTROUTING"),
     ("filter", "FORWARD", "NETD-FORWARD"),
 ))
-IPV6 = Family(6, "ip6tables", (("nat", "POSTROUTING", "NETD-POSTROUTING"), ("filter", "FORWARD", "NETD-FORWARD")))
+IPV6 = Family(6, "ip6tables", (
+    ("nat", "PREROUTING", "NETD-DNAT"),
+    ("nat", "OUTPUT", "NETD-DNAT"),
+    ("nat", "POSTROUTING", "NETD-POSTROUTING"),
+    ("filter", "FORWARD", "NETD-FORWARD"),
+))
 
 
 def _comment(net: NetworkConfig | None = None) -> str:
@@ -39,12 +44,13 @@ def _comment(net: NetworkConfig | None = None) -> str:
     return f'-m comment --comment "{tag(net)}"' if net else f"-m comment --comment {TAG}"
 
 
-def dnat_rules(fwd: Forward) -> list[str]:
-    m = fwd.mapping
-    only_ip = f"-d {m.host_ip}/32 " if m.host_ip else ""
+def dnat_rules(fwd: Forward, version: int = 4) -> list[str]:
+    m, only = fwd.mapping, fwd.mapping.only_address
+    only_ip = f"-d {only}/{only.max_prefixlen} " if only else ""
+    to = f"{fwd.container_ip}" if version == 4 else f"[{fwd.container_ip6}]"
     return [f"-A NETD-DNAT {only_ip}-p {m.protocol} -m {m.protocol} --dport {host} {_comment()} "
-            f"-j DNAT --to-destination {fwd.container_ip}:{inside}"
-            for host, inside in m.pairs()]
+            f"-j DNAT --to-destination {to}:{inside}"
+            for host, inside in fwd.pairs(version)]
 
 
 def forward_rules(net: NetworkConfig, others: list[str]) -> list[str]:
@@ -76,9 +82,10 @@ def network_rules(net: NetworkConfig, others: list[str]) -> dict[str, list[str]]
 
 def network_rules6(net: NetworkConfig, others: list[str]) -> dict[str, list[str]]:
     """A dual-stack network's ip6tables rules."""
+    br, c = net.bridge, _comment(net)
+    masquerade = [f"-A NETD-POSTROUTING -s {net.subnet6} ! -o {br} {c} -j MASQUERADE"] if net.masquerade6 else []
     return {
-        "nat": [f"-A NETD-POSTROUTING -s {net.subnet6} ! -o {net.bridge} {_comment(net)} -j MASQUERADE"]
-        if net.masquerade6 else [],
+        "nat": masquerade + [f"-A NETD-POSTROUTING -s {net.subnet6} -o {br} -m conntrack --ctstate DNAT {c} -j MASQUERADE"],
         "filter": forward_rules(net, others),
     }
 
@@ -87,11 +94,12 @@ def render_rules(rules: Ruleset, family: Family = IPV4) -> dict[str, list[str]]:
     """Our chains' rules, per table."""
     out: dict[str, list[str]] = {t: [] for t in family.tables}
     networks = rules.networks
-    if family.version == 4:
-        out["nat"].append(f"-A NETD-DNAT -m addrtype ! --dst-type LOCAL {_comment()} -j RETURN")
-        out["nat"] += [r for f in rules.forwards for r in dnat_rules(f)]
-    else:
+    out["nat"].append(f"-A NETD-DNAT -m addrtype ! --dst-type LOCAL {_comment()} -j RETURN")
+    if family.version == 6:
+        # See the nftables driver: ::1 cannot be DNATed to a container.
+        out["nat"].append(f"-A NETD-DNAT -d ::1/128 {_comment()} -j RETURN")
         networks = tuple(n for n in networks if n.subnet6)
+    out["nat"] += [r for f in rules.forwards for r in dnat_rules(f, family.version)]
     for net in networks:
         others = [o.bridge for o in networks if o is not net]
         per_table = network_rules(net, others) if family.version == 4 else network_rules6(net, others)

@@ -23,10 +23,13 @@ def localnet_guard(net: NetworkConfig) -> list[str]:
 
 
 def dnat_rules(fwd: Forward) -> list[str]:
-    m = fwd.mapping
-    only_ip = f"ip daddr {m.host_ip} " if m.host_ip else ""
-    return [f"meta nfproto ipv4 {only_ip}{m.protocol} dport {host} dnat ip to {fwd.container_ip}:{inside} {_comment()}"
-            for host, inside in m.pairs()]
+    m, only = fwd.mapping, fwd.mapping.only_address
+    rules = []
+    for version, ip, to in ((4, "ip", f"{fwd.container_ip}:"), (6, "ip6", f"[{fwd.container_ip6}]:")):
+        only_ip = f"{ip} daddr {only} " if only else ""
+        rules += [f"meta nfproto ipv{version} {only_ip}{m.protocol} dport {host} dnat {ip} to {to}{inside} {_comment()}"
+                  for host, inside in fwd.pairs(version)]
+    return rules
 
 
 def nat_out(net: NetworkConfig) -> list[str]:
@@ -38,8 +41,10 @@ def nat_out(net: NetworkConfig) -> list[str]:
     # DNATed connections into the bridge from a container (hairpin) or from
     # 127.0.0.1 must come from the gateway, or the reply would bypass the
     # host and never be un-NATed.
-    return rules + [
-        f'oifname "{net.bridge}" ct status dnat ip saddr {{ {net.subnet}, {LOOPBACK} }} masquerade {_comment(net)}']
+    rules.append(f'oifname "{net.bridge}" ct status dnat ip saddr {{ {net.subnet}, {LOOPBACK} }} masquerade {_comment(net)}')
+    if net.subnet6:
+        rules.append(f'oifname "{net.bridge}" ct status dnat ip6 saddr {net.subnet6} masquerade {_comment(net)}')
+    return rules
 
 
 def forward(net: NetworkConfig, others: list[str]) -> list[str]:
@@ -67,6 +72,10 @@ def render_ruleset(rules: Ruleset) -> str:
     """The whole table. `add table` first so `delete table` cannot fail."""
     nets = rules.networks
     to_published = [f"fib daddr type local jump published {_comment()}"]
+    # IPv6 has no route_localnet: ::1 DNATed to a container would be dropped
+    # on its way out, so a connection to it would hang instead of being refused.
+    dual_stack = any(n.subnet6 for n in nets)
+    from_host = ([f"ip6 daddr ::1 return {_comment()}"] if dual_stack else []) + to_published
     return "\n".join([
         f"add table {FAMILY} {TABLE}",
         f"delete table {FAMILY} {TABLE}",
@@ -74,7 +83,7 @@ def render_ruleset(rules: Ruleset) -> str:
         *_chain("guard", "type filter hook prerouting priority raw", [r for n in nets for r in localnet_guard(n)]),
         *_chain("prerouting", "type nat hook prerouting priority dstnat", to_published),
         # dstnat is not a valid priority name for the output hook in nft 1.0
-        *_chain("output", "type nat hook output priority -100", to_published),
+        *_chain("output", "type nat hook output priority -100", from_host),
         *_chain("published", "", [r for f in rules.forwards for r in dnat_rules(f)]),
         *_chain("postrouting", "type nat hook postrouting priority srcnat", [r for n in nets for r in nat_out(n)]),
         *_chain("forward", "type filter hook forward priority filter",

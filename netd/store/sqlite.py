@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_address
 from pathlib import Path
 
 import structlog
@@ -73,7 +73,7 @@ def ports_to_json(ports: tuple[PortMapping, ...]) -> str:
 
 
 def ports_from_json(text: str) -> tuple[PortMapping, ...]:
-    return tuple(PortMapping(host, inside, proto, IPv4Address(ip) if ip else None, count)
+    return tuple(PortMapping(host, inside, proto, ip_address(ip) if ip else None, count)
                  for proto, ip, host, inside, count in json.loads(text))
 
 

@@ -1,6 +1,7 @@
 """Published ports, with both firewall drivers: reached from outside, from the
-host (its address and 127.0.0.1) and from containers (hairpin); conflicts;
-detach leaves no rule; --no-icc; UDP flows follow a replaced container."""
+host (its address and 127.0.0.1) and from containers (hairpin), over IPv6 too
+on a dual-stack network; conflicts; detach leaves no rule; --no-icc; UDP flows
+follow a replaced container."""
 
 import subprocess
 import sys
@@ -10,21 +11,33 @@ import pytest
 
 from netd.v1 import netd_pb2 as pb
 from tests.integration.conftest import Client
-from tests.sandbox import HOST_UPLINK_ADDR, OUTSIDE_ADDR, peer_seen_via, serve_in, sh, tcp_peer_seen, wait_for
+from tests.sandbox import (
+    HOST_UPLINK_ADDR,
+    HOST_UPLINK_ADDR6,
+    OUTSIDE_ADDR,
+    OUTSIDE_ADDR6,
+    TCP_CLIENT,
+    peer_seen_via,
+    serve_in,
+    sh,
+    tcp_peer_seen,
+    wait_for,
+)
 
 DRIVERS = ["nftables", "iptables"]
 HOST_PORT = 18080
 # Answers every datagram with this server's name.
 UDP_SERVER = """
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 5353))
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0); s.bind(("::", 5353))  # IPv4 too
 while True:
     _, peer = s.recvfrom(64); s.sendto(sys.argv[1].encode(), peer)
 """
 # One question, the answering server's name (or "" after a second).
 UDP_ASK = """
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1)
 s.sendto(b"?", (sys.argv[1], int(sys.argv[2])))
 try:
     print(s.recv(64).decode())
@@ -35,7 +48,7 @@ except OSError:
 # prints each answer, or "-" when none came.
 UDP_CLIENT = """
 import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.1)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.1)
 while True:
     s.sendto(b"?", (sys.argv[1], int(sys.argv[2])))
     try:
@@ -53,13 +66,19 @@ def ip_of(endpoint):
 def ruleset(sandbox, driver):
     if driver == "nftables":
         return sandbox.in_host("nft", "list", "table", "inet", "netd").stdout
-    return "\n".join(line for line in sandbox.in_host("iptables-save").stdout.splitlines()
-                     if "NETD" in line and not line.startswith(":"))
+    return "\n".join(line for tool in ("iptables-save", "ip6tables-save")
+                     for line in sandbox.in_host(tool).stdout.splitlines() if "NETD" in line and not line.startswith(":"))
 
 
 @pytest.fixture(params=DRIVERS)
 def driver(request, sandbox):
     sandbox.start_netd("--firewall", request.param)
+    return request.param
+
+
+@pytest.fixture(params=DRIVERS)
+def driver_dual_stack(request, sandbox):
+    sandbox.start_netd("--firewall", request.param, "--subnet6", "fd89::/64")
     return request.param
 
 
@@ -123,7 +142,51 @@ def test_conflicting_publish_is_refused_and_detach_removes_exactly_its_rules(san
     assert ruleset(sandbox, driver) == before
 
 
-BIND = "import socket, sys; socket.socket(socket.AF_INET, getattr(socket, sys.argv[1])).bind(('0.0.0.0', int(sys.argv[2])))"
+def test_dual_stack_port_reached_over_ipv6_from_outside_host_and_containers(sandbox, driver_dual_stack):
+    driver = driver_dual_stack
+    client = Client(sandbox.socket)
+    before = ruleset(sandbox, driver)
+    server, ep = web(sandbox, client, "web", ports=[pb.PortMapping(host_port=HOST_PORT, container_port=8080)])
+    other = sandbox.container()
+    gateway6 = client.attach("other", pid=other.pid).gateway6
+    outside, host = ["ip", "netns", "exec", sandbox.outside], ["ip", "netns", "exec", sandbox.host]
+
+    assert peer_seen_via(outside, HOST_UPLINK_ADDR6, HOST_PORT) == OUTSIDE_ADDR6
+    assert peer_seen_via(outside, HOST_UPLINK_ADDR, HOST_PORT) == OUTSIDE_ADDR
+    assert peer_seen_via(host, HOST_UPLINK_ADDR6, HOST_PORT) == HOST_UPLINK_ADDR6
+    # hairpin over IPv6: from the bridge's IPv6 gateway
+    assert tcp_peer_seen(other, HOST_UPLINK_ADDR6, HOST_PORT) == gateway6
+    assert tcp_peer_seen(server, HOST_UPLINK_ADDR6, HOST_PORT) == gateway6
+    # ::1 is not DNATed (the kernel would drop it on its way to the bridge, and
+    # the connection would hang): the host refuses it at once
+    refused = sh(*host, sys.executable, "-c", TCP_CLIENT, "::1", str(HOST_PORT), check=False)
+    assert "ConnectionRefusedError" in refused.stderr
+    assert not host_can_bind(sandbox, "SOCK_STREAM", HOST_PORT, "::")
+    client.detach("web")
+    client.detach("other")
+    assert ruleset(sandbox, driver) == before
+    assert host_can_bind(sandbox, "SOCK_STREAM", HOST_PORT, "::")
+
+
+def test_ipv6_host_ip_limits_the_port_to_that_address(sandbox, driver_dual_stack):
+    client = Client(sandbox.socket)
+    web(sandbox, client, "web", ports=[pb.PortMapping(host_ip=HOST_UPLINK_ADDR6, host_port=HOST_PORT,
+                                                      container_port=8080)])
+    outside = ["ip", "netns", "exec", sandbox.outside]
+    assert peer_seen_via(outside, HOST_UPLINK_ADDR6, HOST_PORT) == OUTSIDE_ADDR6
+    assert peer_seen_via(outside, HOST_UPLINK_ADDR, HOST_PORT) == ""
+    # the IPv4 port stays free for another container
+    client.attach("v4", pid=sandbox.container().pid, ports=[pb.PortMapping(host_port=HOST_PORT, host_ip=HOST_UPLINK_ADDR,
+                                                                           container_port=8080)])
+
+
+BIND = """
+import socket, sys
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[3] else socket.AF_INET, getattr(socket, sys.argv[1]))
+if ":" in sys.argv[3]:
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s.bind((sys.argv[3], int(sys.argv[2])))
+"""
 LISTEN = """
 import socket, sys, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -131,8 +194,8 @@ s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(); print("listening", flush=True
 """
 
 
-def host_can_bind(sandbox, kind, port):
-    return sandbox.in_host(sys.executable, "-c", BIND, kind, str(port), check=False).returncode == 0
+def host_can_bind(sandbox, kind, port, address="0.0.0.0"):
+    return sandbox.in_host(sys.executable, "-c", BIND, kind, str(port), address, check=False).returncode == 0
 
 
 def test_published_ports_are_held_against_host_processes(sandbox):
@@ -164,7 +227,7 @@ def test_published_ports_are_held_against_host_processes(sandbox):
     assert host_can_bind(sandbox, "SOCK_STREAM", HOST_PORT) and host_can_bind(sandbox, "SOCK_DGRAM", HOST_PORT)
 
 
-def test_udp_client_follows_a_replaced_container(sandbox, driver):
+def test_udp_clients_follow_a_replaced_container_over_ipv4_and_ipv6(sandbox, driver_dual_stack):
     client = Client(sandbox.socket)
     udp = pb.PortMapping(protocol="udp", host_port=15353, container_port=5353)
 
@@ -177,16 +240,22 @@ def test_udp_client_follows_a_replaced_container(sandbox, driver):
     def ask(prefix, address):
         return sh(*prefix, sys.executable, "-c", UDP_ASK, address, "15353").stdout.strip()
 
+    def steady_client(address):
+        proc = subprocess.Popen(["ip", "netns", "exec", sandbox.outside, sys.executable, "-c", UDP_CLIENT,
+                                 address, "15353"], stdout=subprocess.PIPE, text=True)
+        sandbox.procs.append(proc)
+        return iter(proc.stdout)
+
     old = udp_container("old")
-    steady = subprocess.Popen(["ip", "netns", "exec", sandbox.outside, sys.executable, "-c", UDP_CLIENT,
-                               HOST_UPLINK_ADDR, "15353"], stdout=subprocess.PIPE, text=True)
-    sandbox.procs.append(steady)
-    answers = iter(steady.stdout)
-    wait_for(lambda: next(answers).strip() == "old", "the old container answering", timeout=15)
+    answers = {address: steady_client(address) for address in (HOST_UPLINK_ADDR, HOST_UPLINK_ADDR6)}
+    for address, lines in answers.items():
+        wait_for(lambda: next(lines).strip() == "old", f"the old container answering via {address}", timeout=15)
     client.detach("old")
     old.kill()
     new = udp_container("new")
-    wait_for(lambda: next(answers).strip() == "new", "the new container answering the same client", timeout=15)
+    for address, lines in answers.items():
+        wait_for(lambda: next(lines).strip() == "new", f"the new container answering the same client via {address}",
+                 timeout=15)
     # UDP from the host (its address and 127.0.0.1) and from containers (hairpin), too
     host, other = ["ip", "netns", "exec", sandbox.host], sandbox.container()
     client.attach("other", pid=other.pid)

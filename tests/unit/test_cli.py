@@ -31,6 +31,8 @@ def test_table_aligns_columns_and_keeps_header_for_no_rows():
     ("8080:80", ("tcp", "", 8080, 80, 0)),
     ("127.0.0.1:8080:80/udp", ("udp", "127.0.0.1", 8080, 80, 0)),
     ("9000-9009:7000-7009", ("tcp", "", 9000, 7000, 10)),
+    ("[2001:db8::2]:8443:443", ("tcp", "2001:db8::2", 8443, 443, 0)),
+    ("[::]:53:53/udp", ("udp", "::", 53, 53, 0)),
 ])
 def test_publish_takes_docker_syntax(text, expected):
     m = parse_publish(text)
@@ -47,5 +49,7 @@ def test_ls_shows_ports_like_docker_ps():
     row = {"container_id": "web", "ports": [{"protocol": "tcp", "host_ip": "", "host_port": 8080,
                                              "container_port": 80, "range": 0},
                                             {"protocol": "udp", "host_ip": "127.0.0.1", "host_port": 53,
-                                             "container_port": 5353, "range": 2}]}
-    assert "0.0.0.0:8080->80/tcp, 127.0.0.1:53-54->5353-5354/udp" in table([row])
+                                             "container_port": 5353, "range": 2},
+                                            {"protocol": "tcp", "host_ip": "2001:db8::2", "host_port": 8443,
+                                             "container_port": 443, "range": 0}]}
+    assert "0.0.0.0:8080->80/tcp, 127.0.0.1:53-54->5353-5354/udp, [2001:db8::2]:8443->443/tcp" in table([row])

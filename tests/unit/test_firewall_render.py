@@ -1,4 +1,5 @@
-from ipaddress import IPv4Address, IPv4Network
+import dataclasses
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from netd.firewall import Forward, Ruleset, iptables, nftables
 from netd.model import NetworkConfig, PortMapping
@@ -7,6 +8,10 @@ NET = NetworkConfig("default", "netd0", IPv4Network("10.89.0.0/16"), IPv4Address
 BARE = Ruleset((NET,))
 WEB = Forward(PortMapping(8080, 80), IPv4Address("10.89.0.2"))
 DNS = Forward(PortMapping(5353, 53, "udp", IPv4Address("198.51.100.2"), count=2), IPv4Address("10.89.0.3"))
+NET6 = dataclasses.replace(NET, subnet6=IPv6Network("fd89::/64"))
+WEB6 = Forward(PortMapping(8080, 80), IPv4Address("10.89.0.2"), IPv6Address("fd89::2"))
+ONLY6 = Forward(PortMapping(9090, 90, host_ip=IPv6Address("2001:db8::2")), IPv4Address("10.89.0.3"),
+                IPv6Address("fd89::3"))
 
 
 def test_nft_ruleset_replaces_only_our_table_atomically():
@@ -82,6 +87,34 @@ def test_iptables_restore_adds_missing_jumps_once():
         "-I FORWARD 1 -m comment --comment netd -j NETD-FORWARD",
         "COMMIT",
     ]
+
+
+def test_nft_dual_stack_ports_dnat_both_families_and_hairpin_over_ipv6():
+    text = nftables.render_ruleset(Ruleset((NET6,), (WEB6, ONLY6)))
+    dnat = [line.strip() for line in text.splitlines() if " dnat ip" in line and "masquerade" not in line]
+    assert dnat == [
+        'meta nfproto ipv4 tcp dport 8080 dnat ip to 10.89.0.2:80 comment "netd"',
+        'meta nfproto ipv6 tcp dport 8080 dnat ip6 to [fd89::2]:80 comment "netd"',
+        'meta nfproto ipv6 ip6 daddr 2001:db8::2 tcp dport 9090 dnat ip6 to [fd89::3]:90 comment "netd"',
+    ]
+    assert 'oifname "netd0" ct status dnat ip6 saddr fd89::/64 masquerade comment "netd:default"' in text
+    assert 'ip6 daddr ::1 return comment "netd"' in text
+    # an IPv4-only network's container gets no IPv6 rule
+    assert "ip6" not in nftables.render_ruleset(Ruleset((NET,), (WEB,)))
+
+
+def test_iptables_dual_stack_ports():
+    rules6 = iptables.render_rules(Ruleset((NET6,), (WEB6, ONLY6)), iptables.IPV6)
+    assert [r for r in rules6["nat"] if "DNAT --to" in r] == [
+        "-A NETD-DNAT -p tcp -m tcp --dport 8080 -m comment --comment netd -j DNAT --to-destination [fd89::2]:80",
+        "-A NETD-DNAT -d 2001:db8::2/128 -p tcp -m tcp --dport 9090 -m comment --comment netd "
+        "-j DNAT --to-destination [fd89::3]:90",
+    ]
+    assert '-A NETD-POSTROUTING -s fd89::/64 -o netd0 -m conntrack --ctstate DNAT -m comment --comment "netd:default" ' \
+        "-j MASQUERADE" in rules6["nat"]
+    rules4 = iptables.render_rules(Ruleset((NET6,), (WEB6, ONLY6)))
+    assert [r for r in rules4["nat"] if "DNAT --to" in r] == [
+        "-A NETD-DNAT -p tcp -m tcp --dport 8080 -m comment --comment netd -j DNAT --to-destination 10.89.0.2:80"]
 
 
 def test_iptables_restore_keeps_existing_jumps():

@@ -101,7 +101,8 @@ def test_sqlite_adds_new_columns_to_an_older_database(tmp_path):
                       .replace("    ports        TEXT NOT NULL DEFAULT '[]',\n", ""))
     old.close()
     store = SqliteStore(path)
-    ports = (PortMapping(8080, 80), PortMapping(53, 5353, "udp", IPv4Address("127.0.0.1"), 2))
+    ports = (PortMapping(8080, 80), PortMapping(53, 5353, "udp", IPv4Address("127.0.0.1"), 2),
+             PortMapping(8443, 443, host_ip=IPv6Address("2001:db8::2")))
     store.add(replace(endpoint(), owner="cni:netd", ports=ports))
     store.close()
     store = SqliteStore(path)

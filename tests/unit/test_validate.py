@@ -1,4 +1,5 @@
-from ipaddress import IPv4Address, IPv4Network
+import dataclasses
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 import pytest
 
@@ -9,10 +10,10 @@ from netd.model import NetworkConfig
 NET = NetworkConfig("default", "netd0", IPv4Network("10.89.0.0/16"), IPv4Address("10.89.0.1"), 1500)
 
 
-def attach(**kw):
+def attach(net=NET, **kw):
     fields = dict(container_id_="c1", pid_=1234, netns_path_="", ifname_="", ip_address="")
     fields.update(kw)
-    return validate.attach_request(NET, **fields)
+    return validate.attach_request(net, **fields)
 
 
 def test_defaults():
@@ -102,6 +103,29 @@ def test_overlapping_ports_in_one_request_are_refused():
     # other protocol, or other host addresses, do not overlap
     assert len(attach(ports_=[("tcp", "", 8000, 80, 0), ("udp", "", 8000, 80, 0)]).ports) == 2
     assert len(attach(ports_=[("tcp", "10.0.0.1", 80, 80, 0), ("tcp", "10.0.0.2", 80, 80, 0)]).ports) == 2
+
+
+def test_ipv6_host_ip_needs_a_dual_stack_network():
+    dual = dataclasses.replace(NET, subnet6=IPv6Network("fd89::/64"))
+    (m,) = attach(dual, ports_=[("tcp", "[2001:db8::2]", 8080, 80, 0)]).ports
+    assert (m.host_ip, m.versions(True), str(m)) == (IPv6Address("2001:db8::2"), [6], "[2001:db8::2]:8080->80/tcp")
+    (m,) = attach(dual, ports_=[("tcp", "::", 8080, 80, 0)]).ports  # every IPv6 address
+    assert (m.host_ip, m.only_address, m.versions(True)) == (IPv6Address("::"), None, [6])
+    (m,) = attach(dual, ports_=[("tcp", "", 8080, 80, 0)]).ports
+    assert (m.versions(True), m.versions(False)) == ([4, 6], [4])
+    with pytest.raises(InvalidArgument, match=r"ports\[0\].host_ip 2001:db8::2 is IPv6, but network default has no subnet6"):
+        attach(ports_=[("tcp", "2001:db8::2", 8080, 80, 0)])
+    with pytest.raises(InvalidArgument, match=r"ports\[0\].host_ip ::1 cannot be published"):
+        attach(dual, ports_=[("tcp", "::1", 8080, 80, 0)])
+
+
+def test_ipv4_and_ipv6_mappings_of_a_port_overlap_only_when_their_families_meet():
+    dual = dataclasses.replace(NET, subnet6=IPv6Network("fd89::/64"))
+    assert len(attach(dual, ports_=[("tcp", "10.0.0.1", 80, 80, 0), ("tcp", "::", 80, 80, 0)]).ports) == 2
+    assert len(attach(dual, ports_=[("tcp", "fd00::1", 80, 80, 0), ("tcp", "fd00::2", 80, 80, 0)]).ports) == 2
+    for first, second in (("", "fd00::1"), ("::", "fd00::1"), ("", "::")):
+        with pytest.raises(InvalidArgument, match=r"ports\[1\].*overlaps"):
+            attach(dual, ports_=[("tcp", first, 80, 80, 0), ("tcp", second, 80, 80, 0)])
 
 
 def test_too_many_published_ports():
