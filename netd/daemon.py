@@ -21,7 +21,7 @@ import structlog
 
 from netd import config, firewall, links, metrics, netns, server, watch
 from netd.errors import FailedPrecondition, NetdError
-from netd.gate import Gate
+from netd.gate import Gate, inherited_listener
 from netd.hostports import HostPorts
 from netd.service import Service
 from netd.store.sqlite import SqliteStore
@@ -157,7 +157,11 @@ def serve(cfg: config.DaemonConfig) -> int:
     started = time.monotonic()
     raise_fd_limit()
     lock_fd = lock_state_dir(cfg.state_dir)
-    check_socket_dir(cfg.socket)
+    listener = inherited_listener()
+    # Socket activation (netd.socket): systemd's socket, not --socket.
+    public = Path(listener.getsockname()) if listener else cfg.socket
+    if not listener:
+        check_socket_dir(public)
     store = SqliteStore(cfg.state_dir / "netd.db")
     networks = config.networks(cfg, links.uplink_mtu())
     fw = firewall.select(cfg.firewall)
@@ -166,13 +170,12 @@ def serve(cfg: config.DaemonConfig) -> int:
                       host_ports=HostPorts())
     service.prepare()
 
-    gate = Gate(cfg.socket, cfg.state_dir / "grpc.sock")
+    gate = Gate(public, cfg.state_dir / "grpc.sock", listener)
     grpc_server, health, ready = server.build_server(service, gate.private, gate.caller)
     grpc_server.start()
-    set_socket_group(cfg.socket, cfg.socket_group)
-    gate.start()
-    # Health says NOT_SERVING and calls get UNAVAILABLE until the store and
-    # the kernel agree again.
+    set_socket_group(public, cfg.socket_group)
+    # Callers wait in the socket's backlog until the store and the kernel
+    # agree again: the gate accepts only once netd is ready.
     repairs = service.reconcile()
     service.hold_published_ports()
     # Everything allocated so far (modules, gRPC, the store's mirror) lives
@@ -181,11 +184,12 @@ def serve(cfg: config.DaemonConfig) -> int:
     gc.freeze()
     ready.set()
     server.set_serving(health, True)
+    gate.start()
     if cfg.metrics_address:
         metrics.enable(cfg.metrics_address, service)
     metrics.count_repairs("reconcile", repairs)
     count = len(service.list())
-    log.info("serving", socket=str(cfg.socket),
+    log.info("serving", socket=str(public), socket_activated=listener is not None,
              networks={n.name: f"{n.bridge} {n.subnet} {n.subnet6 or ''} mtu {n.mtu}".replace("  ", " ")
                        for n in networks},
              firewall=fw.name, endpoints=count, repairs=repairs, ms=round((time.monotonic() - started) * 1000))

@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -153,14 +154,20 @@ class Sandbox:
 
     # -- netd ------------------------------------------------------------
 
-    def start_netd(self, *extra: str, wait: bool = True) -> subprocess.Popen:
+    def start_netd(self, *extra: str, wait: bool = True, listener: socket.socket | None = None) -> subprocess.Popen:
+        """netd in the host netns; with `listener`, socket-activated as
+        systemd does it: the socket as fd 3, LISTEN_FDS=1 and LISTEN_PID set
+        to netd's PID (bash's $$, which `exec` keeps)."""
+        argv = ["ip", "netns", "exec", self.host, sys.executable, "-m", "netd",
+                "--socket", str(self.socket), "--state-dir", str(self.state_dir), "--log-format", "json",
+                "--firewall-check-interval", "0.5", *extra]
+        fds: tuple[int, ...] = ()
+        if listener is not None:
+            fds = (listener.fileno(),)
+            argv = ["bash", "-c", f'exec 3<&{fds[0]} {fds[0]}<&-; export LISTEN_FDS=1 LISTEN_PID=$$; exec "$@"',
+                    "netd", *argv]
         log = open(self.log_path, "a")
-        self.netd_proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.host, sys.executable, "-m", "netd",
-             "--socket", str(self.socket), "--state-dir", str(self.state_dir), "--log-format", "json",
-             "--firewall-check-interval", "0.5", *extra],
-            stdout=log, stderr=log,
-        )
+        self.netd_proc = subprocess.Popen(argv, stdout=log, stderr=log, pass_fds=fds)
         log.close()
         if wait:
             wait_for(lambda: self.netctl("status", check=False).returncode == 0 or self.netd_proc.poll() is not None,

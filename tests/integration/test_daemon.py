@@ -7,6 +7,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -200,3 +201,45 @@ def test_netctl_ls_watch_redraws_until_interrupted(netd):
     out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0 and out.count("CONTAINER_ID") >= 2
 
+
+
+def test_socket_activation_keeps_a_call_waiting_through_a_restart(sandbox):
+    """With netd.socket, systemd holds the socket while netd restarts: a call
+    made in between waits in its backlog and is served by the next netd."""
+    from netd.gate import listen_unix
+    from tests.integration.conftest import Client
+
+    sandbox.socket.parent.mkdir(parents=True, exist_ok=True)
+    listener = listen_unix(sandbox.socket, 0o660)  # what systemd does for netd.socket
+    listener.setblocking(False)  # as systemd's are
+    try:
+        sandbox.start_netd(listener=listener)
+        inode = os.stat(sandbox.socket).st_ino
+        first = sandbox.container()
+        Client(sandbox.socket).attach("first", pid=first.pid)
+        assert sandbox.stop_netd() == 0
+        second, answer = sandbox.container(), {}
+        call = threading.Thread(target=lambda: answer.update(endpoint=Client(sandbox.socket).attach(
+            "second", pid=second.pid)))
+        call.start()
+        time.sleep(1.0)
+        assert call.is_alive() and not answer  # neither refused nor failed: waiting
+        sandbox.start_netd(listener=listener)
+        call.join(30)
+        assert answer["endpoint"].container_id == "second"
+        assert {e.container_id for e in Client(sandbox.socket).list()} == {"first", "second"}
+        assert os.stat(sandbox.socket).st_ino == inode  # netd never replaced systemd's socket
+        assert [e["socket_activated"] for e in sandbox.netd_log() if e["event"] == "serving"] == [True, True]
+    finally:
+        listener.close()
+
+
+def test_socket_activation_refuses_a_socket_it_cannot_serve(sandbox):
+    wrong = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    wrong.bind(str(sandbox.workdir / "dgram.sock"))
+    try:
+        with pytest.raises(RuntimeError, match="netd exited 1") as failed:
+            sandbox.start_netd(listener=wrong)
+        assert "not a Unix stream socket on a path" in str(failed.value)
+    finally:
+        wrong.close()
