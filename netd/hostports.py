@@ -21,13 +21,13 @@ class HostPorts:
         self._held: dict[tuple[str, str], list[socket.socket]] = {}
         self._lock = threading.Lock()
 
-    def hold(self, key: tuple[str, str], mappings: tuple[PortMapping, ...], ipv6: bool = False) -> None:
+    def hold(self, key: tuple[str, str], mappings: tuple[PortMapping, ...], dual_stack: bool = False) -> None:
         """Bind every host port of the mappings for the endpoint `key`, IPv6
         ones too when it has an IPv6 address; all or none."""
         bound: list[socket.socket] = []
         try:
             for i, m in enumerate(mappings):
-                for version in m.versions(dual_stack=ipv6):
+                for version in m.versions(dual_stack):
                     family = socket.AF_INET if version == 4 else socket.AF_INET6
                     for port in m.host_ports:
                         sock = _held_port(i, m, family, port)

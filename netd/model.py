@@ -151,6 +151,10 @@ class Endpoint:
         """One endpoint per container and network."""
         return self.network, self.container_id
 
+    @property
+    def dual_stack(self) -> bool:
+        return self.address6 is not None
+
 
 def host_ifname_for(container_id: str, network: str = DEFAULT_NETWORK) -> str:
     # The default network keeps the name it had before there were several.

@@ -127,7 +127,7 @@ class Service:
             self.firewall.apply(self.ruleset())
         if changed and changed.ports:
             try:
-                fw.forget_udp_flows(changed.ports, ipv6=changed.address6 is not None)
+                fw.forget_udp_flows(changed.ports, dual_stack=changed.dual_stack)
             except NetdError as e:
                 log.warning("conntrack_flush_failed", error=str(e))
 
@@ -169,7 +169,7 @@ class Service:
                 undo.callback(self._unpublish, endpoint)  # undone last: once the record is gone
                 undo.callback(self._quietly, "release address", self.store.remove, *endpoint.key)
                 if endpoint.ports and self.host_ports:
-                    self.host_ports.hold(endpoint.key, endpoint.ports, ipv6=endpoint.address6 is not None)
+                    self.host_ports.hold(endpoint.key, endpoint.ports, dual_stack=endpoint.dual_stack)
                 ifindex = self._plug(endpoint, ns.fd)
                 undo.callback(self._quietly, "delete veth", self.links.delete_link, endpoint.host_ifname)
                 if endpoint.ports:
@@ -399,7 +399,7 @@ class Service:
         for e in self.store.list():
             if e.ports:
                 try:
-                    self.host_ports.hold(e.key, e.ports, ipv6=e.address6 is not None)
+                    self.host_ports.hold(e.key, e.ports, dual_stack=e.dual_stack)
                 except NetdError as err:
                     log.warning("host_port_not_held", container_id=e.container_id, network=e.network, error=str(err))
 

@@ -144,7 +144,7 @@ def remove_others(chosen: Firewall) -> None:
             cls().teardown()
 
 
-def forget_udp_flows(mappings: tuple[PortMapping, ...], ipv6: bool = False) -> None:
+def forget_udp_flows(mappings: tuple[PortMapping, ...], dual_stack: bool = False) -> None:
     """Delete conntrack entries of published UDP ports.
 
     A UDP client that keeps sending keeps its conntrack entry alive, and with
@@ -155,7 +155,7 @@ def forget_udp_flows(mappings: tuple[PortMapping, ...], ipv6: bool = False) -> N
         if m.protocol != "udp":
             continue
         only_ip = ["--orig-dst", str(m.only_address)] if m.only_address else []
-        for version in m.versions(dual_stack=ipv6):
+        for version in m.versions(dual_stack):
             for port in m.host_ports:
                 # exit 1 means "0 flow entries have been deleted"
                 runner.run(["conntrack", "-D", "-f", f"ipv{version}", "-p", "udp", "--orig-port-dst", str(port),
