@@ -94,7 +94,7 @@ class Gate:
     def __init__(self, public: Path, private: Path, listener: socket.socket | None = None) -> None:
         """Listens on `public`, or on `listener` (systemd's) when given."""
         self.private = private
-        self._listener = listener or listen_unix(public, 0o660)
+        self._listener = listener if listener is not None else listen_unix(public, 0o660)
         self._prefix = f"netd-gate-{os.getpid()}-"
         self._serial = itertools.count(1)
         self._callers: dict[str, Caller] = {}
