@@ -142,7 +142,7 @@ def parse_link(body: bytes) -> Link:
     kind = text(parse_attrs(attrs[IFLA_LINKINFO]).get(IFLA_INFO_KIND)) if IFLA_LINKINFO in attrs else ""
     stats = STATS64.unpack_from(attrs[IFLA_STATS64]) if len(attrs.get(IFLA_STATS64, b"")) >= STATS64.size else (0,) * 8
     return Link(index, text(attrs.get(IFLA_IFNAME)), flags, num(attrs.get(IFLA_MTU)), num(attrs.get(IFLA_MASTER)),
-                kind, ":".join(f"{b:02x}" for b in attrs.get(IFLA_ADDRESS, b"")), stats)
+                kind, mac_text(attrs.get(IFLA_ADDRESS, b"")), stats)
 
 
 def _zero(family: int) -> bytes:
@@ -167,6 +167,10 @@ def parse_route(body: bytes) -> Route:
 
 def mac_bytes(mac: str) -> bytes:
     return bytes(int(part, 16) for part in mac.split(":"))
+
+
+def mac_text(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw)
 
 
 def veth_body(host: str, peer: str, ns_fd: int, master: int, mtu: int, mac: str) -> bytes:
@@ -391,7 +395,7 @@ class Rtnl:
         link_error, neighbour_error = errors
         _raise_first([link_error, 0 if neighbour_error == errno.ENOENT else neighbour_error])
         lladdr = parse_attrs(replies[1], NDMSG.size).get(NDA_LLADDR) if replies[1] else None
-        return ":".join(f"{b:02x}" for b in lladdr) if lladdr else None
+        return mac_text(lladdr) if lladdr else None
 
     def configure(self, index: int, addresses: list[IPInterface], gateways: list[IPAddress], metric: int = 0) -> None:
         """Addresses, link up, lo up, default routes: in that order (a route
