@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from ipaddress import ip_address
@@ -181,6 +182,15 @@ def status(args: argparse.Namespace, channel: grpc.Channel, stub: pb_grpc.NetdSt
     return 0 if serving else 3
 
 
+def _flag_on_sigint() -> list[int]:
+    """Ctrl-C appends to the returned list instead of raising: a
+    KeyboardInterrupt raised during a gRPC call can deadlock the channel's
+    close (grpc/grpc#19973), leaving `ls --watch` hung."""
+    flag: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _frame: flag.append(signum))
+    return flag
+
+
 def run(args: argparse.Namespace, channel: grpc.Channel) -> int:
     stub = pb_grpc.NetdStub(channel)
     if args.command == "attach":
@@ -195,7 +205,8 @@ def run(args: argparse.Namespace, channel: grpc.Channel) -> int:
                                      timeout=TIMEOUT)
         emit(args, to_dict(reply), f"{args.container_id}: {'detached' if reply.detached else 'was not attached'}")
     elif args.command == "ls":
-        while True:
+        interrupted = _flag_on_sigint() if args.watch else []
+        while not interrupted:
             listed = stub.ListEndpoints(pb.ListEndpointsRequest(network=args.network), timeout=TIMEOUT).endpoints
             endpoints = [to_dict(e) for e in listed]
             if args.watch and args.output == "table" and sys.stdout.isatty():
@@ -204,7 +215,9 @@ def run(args: argparse.Namespace, channel: grpc.Channel) -> int:
             if not args.watch:
                 break
             sys.stdout.flush()
-            time.sleep(args.watch)
+            deadline = time.monotonic() + args.watch
+            while not interrupted and time.monotonic() < deadline:
+                time.sleep(0.05)
     elif args.command == "inspect":
         data = to_dict(stub.InspectEndpoint(
             pb.InspectEndpointRequest(container_id=args.container_id, network=args.network), timeout=TIMEOUT))
@@ -257,8 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with grpc.insecure_channel(f"unix:{args.socket}") as channel:
             return run(args, channel)
-    except KeyboardInterrupt:  # ends `ls --watch`
-        return 0
+    except KeyboardInterrupt:
+        return 130
     except grpc.RpcError as e:
         code = e.code()
         if code == grpc.StatusCode.UNAVAILABLE:
