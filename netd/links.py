@@ -14,12 +14,12 @@ import socket
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Network
 
 from netd import netns
 from netd.errors import AlreadyExists, FailedPrecondition, KernelError
 from netd.model import HOST_IFNAME_PREFIX, Endpoint, NetworkConfig, mac_for
-from netd.rtnl import IFF_UP, IPInterface, Link, NetlinkError, Route, Rtnl
+from netd.rtnl import IFF_UP, IPAddress, IPInterface, Link, NetlinkError, Route, Rtnl
 
 _local = threading.local()
 DEFAULT_MTU = 1500
@@ -121,7 +121,7 @@ def configure_container_side(ns_fd: int, endpoint: Endpoint, metric: int = 0) ->
             if index is None:
                 raise KernelError(f"failed to configure {e.ifname}: not in the container's network namespace")
             rtnl.configure(index, [a for a in (e.address, e.address6) if a], [g for g in (e.gateway, e.gateway6) if g],
-                           metric)
+                           mac_for(e.gateway), metric)
         except NetlinkError as err:
             if err.errno == errno.EEXIST and err.step:
                 # e.g. a second container id attached to the same netns on the same network
@@ -181,21 +181,27 @@ def container_view(ns_fd: int, ifname: str) -> ContainerView:
         )
 
 
-def settle_port(bridge_index: int, index: int, address: IPv4Address, mac: str) -> bool:
-    """Have the bridge forward the host end now (see Rtnl.settle_port); does
-    the host hold another MAC for the address (a previous holder's)?"""
-    try:
-        held = _rtnl().settle_port(index, bridge_index, address)
-    except NetlinkError as e:
-        raise KernelError(f"failed to bring up the bridge port of {address}: {e.strerror}") from e
-    return held is not None and held != mac
+def _addresses(endpoint: Endpoint) -> list[IPAddress]:
+    return [a.ip for a in (endpoint.address, endpoint.address6) if a]
 
 
-def set_neighbour(bridge_index: int, address: IPv4Address, mac: str) -> None:
+def settle_port(bridge_index: int, index: int, endpoint: Endpoint) -> bool:
+    """Have the bridge forward the host end now and pin the host's neighbour
+    entries for the endpoint (see Rtnl.settle_port); did the host hold
+    another MAC for its address (a previous holder's)?"""
     try:
-        _rtnl().set_neighbour(bridge_index, address, mac)
+        held = _rtnl().settle_port(index, bridge_index, _addresses(endpoint), endpoint.mac_address)
     except NetlinkError as e:
-        raise KernelError(f"failed to update the neighbour entry of {address}: {e.strerror}") from e
+        raise KernelError(f"failed to bring up the bridge port of {endpoint.address.ip}: {e.strerror}") from e
+    return held is not None and held != endpoint.mac_address
+
+
+def forget_neighbours(bridge_index: int, endpoint: Endpoint) -> None:
+    """Delete the host's pinned neighbour entries for the endpoint."""
+    try:
+        _rtnl().forget_neighbours(bridge_index, _addresses(endpoint))
+    except NetlinkError as e:
+        raise KernelError(f"failed to delete the neighbour entry of {endpoint.address.ip}: {e.strerror}") from e
 
 
 def host_link(name: str) -> Link | None:

@@ -39,8 +39,8 @@ ERRNO = struct.Struct("=i")
 
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_NEWADDR, RTM_GETADDR, RTM_NEWROUTE, RTM_GETROUTE = 16, 17, 18, 20, 22, 24, 26
-RTM_NEWNEIGH, RTM_GETNEIGH = 28, 30
-NUD_STALE, F_REPLACE = 0x04, 0x100
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
+NUD_PERMANENT, F_REPLACE = 0x80, 0x100
 NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
 NDA_DST, NDA_LLADDR = 1, 2
 F_REQUEST, F_ACK, F_DUMP, F_EXCL, F_CREATE = 0x1, 0x4, 0x300, 0x200, 0x400
@@ -223,6 +223,13 @@ def default_route_body(index: int, gateway: IPAddress, metric: int = 0) -> bytes
             + attr(RTA_GATEWAY, gateway.packed) + u32(RTA_OIF, index) + u32(RTA_PRIORITY, metric))
 
 
+def neighbour_body(index: int, address: IPAddress, mac: str = "") -> bytes:
+    """A neighbour entry: permanent with a MAC, or just its key without."""
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    return (NDMSG.pack(family, index, NUD_PERMANENT if mac else 0, 0, 0) + attr(NDA_DST, address.packed)
+            + (attr(NDA_LLADDR, mac_bytes(mac)) if mac else b""))
+
+
 def arp_notify_body(index: int) -> bytes:
     """arp_notify=1: the kernel announces the address (gratuitous ARP) when
     the link comes up or its MAC changes."""
@@ -318,10 +325,10 @@ class Rtnl:
             raise
         return body
 
-    def set_neighbour(self, index: int, address: IPv4Address, mac: str) -> None:
-        """Replace the neighbour entry (as STALE: confirmed on next use)."""
-        self.batch((RTM_NEWNEIGH, F_CREATE | F_REPLACE, NDMSG.pack(socket.AF_INET, index, NUD_STALE, 0, 0)
-                    + attr(NDA_DST, address.packed) + attr(NDA_LLADDR, mac_bytes(mac))))
+    def forget_neighbours(self, index: int, addresses: list[IPAddress]) -> None:
+        """Delete the neighbour entries of `addresses` on the link; absent ones are fine."""
+        _, errors = self.exchange(*((RTM_DELNEIGH, 0, neighbour_body(index, a)) for a in addresses))
+        _raise_first([0 if err == errno.ENOENT else err for err in errors])
 
     def link(self, name: str) -> Link | None:
         body = self._getlink(name)
@@ -379,26 +386,36 @@ class Rtnl:
         _raise_first(errors)
         return IFINFO.unpack_from(replies[2])[2]
 
-    def settle_port(self, index: int, bridge: int, address: IPv4Address) -> str | None:
-        """Handle the link's pending carrier event now, and return the MAC the
-        host's neighbour table holds for `address` on the bridge, if any.
+    def settle_port(self, index: int, bridge: int, addresses: list[IPAddress], mac: str) -> str | None:
+        """Handle the link's pending carrier event now, pin the host's
+        neighbour entries for `addresses` to `mac`, and return the MAC the
+        host held for the first address before, if any.
 
         The peer coming up gives the host end its carrier; the kernel enables
         the bridge port on that event from a worker thread, usually at once
         but later when the CPUs are busy, and the bridge drops what the
         container sends until then. Reading the link makes the kernel handle
-        a pending event in this request."""
+        a pending event in this request.
+
+        Permanent entries are outside the kernel's neighbour garbage
+        collection, whose limit (gc_thresh3, 1024 by default) counts every
+        namespace's entries together: with two dynamic entries per container
+        (the host's for it, its own for the gateway) a few hundred busy
+        containers would fill the machine's whole ARP table."""
         replies, errors = self.exchange(
             (RTM_GETLINK, 0, IFINFO.pack(0, 0, index, 0, 0)),
-            (RTM_GETNEIGH, 0, NDMSG.pack(socket.AF_INET, bridge, 0, 0, 0) + attr(NDA_DST, address.packed)),
+            (RTM_GETNEIGH, 0, neighbour_body(bridge, addresses[0])),
+            *((RTM_NEWNEIGH, F_CREATE | F_REPLACE, neighbour_body(bridge, a, mac)) for a in addresses),
         )
-        link_error, neighbour_error = errors
-        _raise_first([link_error, 0 if neighbour_error == errno.ENOENT else neighbour_error])
+        link_error, neighbour_error, *pinned = errors
+        _raise_first([link_error, 0 if neighbour_error == errno.ENOENT else neighbour_error, *pinned])
         lladdr = parse_attrs(replies[1], NDMSG.size).get(NDA_LLADDR) if replies[1] else None
         return mac_text(lladdr) if lladdr else None
 
-    def configure(self, index: int, addresses: list[IPInterface], gateways: list[IPAddress], metric: int = 0) -> None:
-        """Addresses, link up, lo up, default routes: in that order (a route
+    def configure(self, index: int, addresses: list[IPInterface], gateways: list[IPAddress], gateway_mac: str,
+                  metric: int = 0) -> None:
+        """Addresses, link up, lo up, the gateways' permanent neighbour
+        entries (see settle_port), default routes: in that order (a route
         needs the first two). A failure names its step (NetlinkError.step)."""
         steps = [
             ("link settings", (RTM_NEWLINK, 0, no_ipv6_link_local_body(index=index))),
@@ -406,6 +423,8 @@ class Rtnl:
             *((f"address {a}", (RTM_NEWADDR, F_CREATE | F_EXCL, address_body(index, a))) for a in addresses),
             ("link up", (RTM_NEWLINK, 0, link_up_body(index))),
             ("lo up", (RTM_NEWLINK, 0, link_up_body(LOOPBACK_INDEX))),
+            *((f"neighbour entry of {g}", (RTM_NEWNEIGH, F_CREATE | F_REPLACE, neighbour_body(index, g, gateway_mac)))
+              for g in gateways),
             *((f"default route via {g}", (RTM_NEWROUTE, F_CREATE | F_EXCL, default_route_body(index, g, metric)))
               for g in gateways),
         ]

@@ -143,9 +143,11 @@ class Service:
         for net in self.networks:
             if not self.links.bridge_intact(net, self._bridges[net.name]):
                 self._ensure_bridge(net)
+                bridge = self._bridges[net.name]
                 for e in self.store.list(net.name):
-                    self._quietly("re-attach port", self.links.enslave, e.host_ifname, self._bridges[net.name],
-                                  *self._port_flags(e))
+                    self._quietly("re-attach port", self.links.enslave, e.host_ifname, bridge, *self._port_flags(e))
+                    if e.ready:
+                        self._quietly("pin neighbours", self.links.settle_port, bridge, e.host_ifindex, e)
                 log.warning("bridge_repaired", bridge=net.bridge, network=net.name)
                 repairs += 1
         with self._firewall_lock:
@@ -171,7 +173,7 @@ class Service:
                 if endpoint.ports and self.host_ports:
                     self.host_ports.hold(endpoint.key, endpoint.ports, dual_stack=endpoint.dual_stack)
                 ifindex = self._plug(endpoint, ns.fd)
-                undo.callback(self._quietly, "delete veth", self.links.delete_link, endpoint.host_ifname)
+                undo.callback(self._unplug, endpoint)
                 if endpoint.ports:
                     self.sync_firewall(endpoint)
                 endpoint = self.store.mark_ready(*endpoint.key, ifindex)
@@ -224,7 +226,7 @@ class Service:
                     )
 
     def _plug(self, endpoint: Endpoint, ns_fd: int) -> int:
-        """Create the veth and configure the container side; undo the veth on failure."""
+        """Create the veth and configure the container side; undo it all on failure."""
         net = self.nets[endpoint.network]
         bridge = self._bridges[net.name]
         ifindex = self.links.create_veth(endpoint.host_ifname, endpoint.ifname, ns_fd, bridge, net.mtu,
@@ -234,15 +236,23 @@ class Service:
             # A gratuitous ARP floods every port of the bridge (5 ms of kernel
             # work at 1000 ports), and MACs derived from addresses keep every
             # neighbour entry right when an address is reused: announce only
-            # when the host holds another MAC for it (a holder netd did not plug).
-            if self.links.settle_port(bridge, ifindex, endpoint.address.ip, endpoint.mac_address):
+            # when the host held another MAC for it (a holder netd did not plug).
+            if self.links.settle_port(bridge, ifindex, endpoint):
                 self.links.announce(ns_fd, endpoint)
-                # The host's own entry is set for sure.
-                self.links.set_neighbour(bridge, endpoint.address.ip, endpoint.mac_address)
         except BaseException:
-            self._quietly("delete veth", self.links.delete_link, endpoint.host_ifname)
+            self._unplug(endpoint)
             raise
         return ifindex
+
+    def _unplug(self, endpoint: Endpoint) -> None:
+        """Undo _plug, quietly: the veth, the host's neighbour entries."""
+        self._quietly("delete veth", self.links.delete_link, endpoint.host_ifname)
+        self._forget_neighbours(endpoint)
+
+    def _forget_neighbours(self, endpoint: Endpoint) -> None:
+        bridge = self._bridges.get(endpoint.network)
+        if bridge:  # else its network is no longer configured, its bridge not netd's
+            self._quietly("forget neighbours", self.links.forget_neighbours, bridge, endpoint)
 
     # -- detach / list ---------------------------------------------------
 
@@ -256,6 +266,7 @@ class Service:
             for endpoint in endpoints:
                 # The address is released only once the device is really gone.
                 self.links.delete_link(endpoint.host_ifname)
+                self._forget_neighbours(endpoint)
                 self.store.remove(*endpoint.key)
                 self._unpublish(endpoint)
                 log.info("detached", container_id=container_id, network=endpoint.network,
@@ -404,7 +415,7 @@ class Service:
                     log.warning("host_port_not_held", container_id=e.container_id, network=e.network, error=str(err))
 
     def _release(self, endpoint: Endpoint, action: str) -> int:
-        self._quietly("delete veth", self.links.delete_link, endpoint.host_ifname)
+        self._unplug(endpoint)
         self.store.remove(*endpoint.key)
         self._unpublish(endpoint)
         log.info("reconciled", action=action, container_id=endpoint.container_id, address=str(endpoint.address))
@@ -430,6 +441,7 @@ class Service:
             link = self.links.host_link(host_ifname)
             if link is not None and link.index == ifindex:
                 return False  # still there: not a deletion after all
+            self._forget_neighbours(current)
             self.store.remove(*current.key)
             self._unpublish(current)
         log.info("container_gone", container_id=current.container_id, address=str(current.address))

@@ -1,6 +1,6 @@
 """Several networks from a config file: isolation both ways, NAT each, one
 container on two networks, per-network MTU, ListNetworks; IPv6 dual stack;
-neighbour freshness (arp_notify)."""
+neighbour entries (pinned, fresh)."""
 
 import json
 
@@ -111,6 +111,10 @@ def test_dual_stack_reaches_containers_and_the_outside_over_ipv6(two_networks):
     assert client.stub.CheckEndpoint(pb.CheckEndpointRequest(container_id="b1")).ok
 
 
+def neighbours(output):
+    return {n["dst"]: (n.get("lladdr"), tuple(n["state"])) for n in json.loads(output or "[]")}
+
+
 def test_attach_corrects_a_stale_host_neighbour_entry(netd):
     """The host still maps the address to a previous holder's MAC (a device
     netd did not plug): the attach fixes it at once, without any traffic."""
@@ -118,14 +122,38 @@ def test_attach_corrects_a_stale_host_neighbour_entry(netd):
     c = netd.container()
     e = Client(netd.socket).attach("c1", pid=c.pid)
     assert ip_of(e) == "10.89.0.2"
-
-    def held_mac():
-        entries = json.loads(netd.in_host("ip", "-j", "neigh", "show", "dev", "netd0").stdout or "[]")
-        return next((n.get("lladdr") for n in entries if n["dst"] == ip_of(e)), None)
-
-    wait_for(lambda: held_mac() == e.mac_address, "the host taking the new MAC without any traffic", 3)
+    assert neighbours(netd.in_host("ip", "-j", "neigh", "show", "dev", "netd0").stdout)[ip_of(e)][0] == e.mac_address
     # and the kernel announces later MAC changes and link flaps on its own
     assert c.run("sysctl", "-n", "net.ipv4.conf.eth0.arp_notify").stdout.strip() == "1"
+
+
+def test_neighbour_entries_are_pinned_both_ways_and_forgotten_on_detach(sandbox):
+    """The host's entries for a container and the container's for its
+    gateway are permanent: outside the kernel's neighbour garbage collection,
+    whose limit (gc_thresh3) all namespaces share, so hundreds of busy
+    containers cannot fill the machine's ARP table. Pinned after traffic
+    too, in both families; gone with the endpoint (detach or container exit)."""
+    path = sandbox.workdir / "netd.toml"
+    path.write_text(CONFIG)
+    sandbox.start_netd("--config", str(path))
+    client = Client(sandbox.socket)
+    bridge_mac = sandbox.host_json("link", "show", "br-blue")[0]["address"]
+    c1, c2 = sandbox.container(), sandbox.container()
+    e1 = client.attach("c1", pid=c1.pid, network="blue")
+    client.attach("c2", pid=c2.pid, network="blue")
+    ip6 = e1.ip6_address.split("/")[0]
+    assert pings(c1, "10.91.0.1") and c1.run("ping", "-6", "-c1", "-W1", "fd91::1", check=False).returncode == 0
+    host = neighbours(sandbox.in_host("ip", "-j", "neigh", "show", "dev", "br-blue").stdout)
+    assert host.get(ip_of(e1)) == host.get(ip6) == (e1.mac_address, ("PERMANENT",))
+    inside = neighbours(c1.run("ip", "-j", "neigh", "show", "dev", "eth0").stdout)
+    assert inside.get("10.91.0.1") == inside.get("fd91::1") == (bridge_mac, ("PERMANENT",))
+
+    assert client.detach("c1")
+    c2.kill()
+    wait_for(lambda: client.list() == [], "netd noticing c2 exited")
+    left = neighbours(sandbox.in_host("ip", "-j", "neigh", "show", "dev", "br-blue").stdout)
+    assert [a for a, (_, state) in left.items() if "PERMANENT" in state] == []
+    client.channel.close()
 
 
 def test_a_full_bridge_is_resource_exhausted_before_the_kernel_refuses(netd):

@@ -75,13 +75,18 @@ class FakeLinks:
         return self.next_index
 
     stale: set = field(default_factory=set)  # addresses the host maps to another MAC
+    pinned: set = field(default_factory=set)  # addresses with a permanent host neighbour entry
 
-    def settle_port(self, bridge_index, index, address, mac):
+    def settle_port(self, bridge_index, index, endpoint):
         self._maybe_fail("settle_port")
-        return address in self.stale
-
-    def set_neighbour(self, bridge_index, address, mac):
+        address = endpoint.address.ip
+        held_another = address in self.stale
         self.stale.discard(address)
+        self.pinned.add(address)
+        return held_another
+
+    def forget_neighbours(self, bridge_index, endpoint):
+        self.pinned.discard(endpoint.address.ip)
 
     def configure_container_side(self, ns_fd, endpoint, metric=0):
         self._maybe_fail("configure_container_side")

@@ -1,7 +1,7 @@
 """The hand-built rtnetlink messages, checked as bytes (no kernel needed)."""
 
 import socket
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address
 
 from netd import rtnl
 
@@ -46,3 +46,15 @@ def test_address_request_has_local_and_broadcast():
 def test_default_route_request():
     route = rtnl.parse_route(rtnl.default_route_body(5, IPv4Address("10.89.0.1")))
     assert route == rtnl.Route(IPv4Network("0.0.0.0/0"), 5, IPv4Address("10.89.0.1"), rtnl.RT_TABLE_MAIN)
+
+
+def test_neighbour_request_is_permanent_with_a_mac_and_a_bare_key_without():
+    pinned = rtnl.neighbour_body(5, IPv6Address("fd91::2"), "02:42:0a:5b:00:02")
+    family, index, state, _, _ = rtnl.NDMSG.unpack_from(pinned)
+    attrs = rtnl.parse_attrs(pinned, rtnl.NDMSG.size)
+    assert (family, index, state) == (socket.AF_INET6, 5, rtnl.NUD_PERMANENT)
+    assert IPv6Address(attrs[rtnl.NDA_DST]) == IPv6Address("fd91::2")
+    assert attrs[rtnl.NDA_LLADDR] == bytes.fromhex("02420a5b0002")
+    key = rtnl.neighbour_body(5, IPv4Address("10.89.0.2"))
+    assert rtnl.NDMSG.unpack_from(key)[:3] == (socket.AF_INET, 5, 0)
+    assert rtnl.parse_attrs(key, rtnl.NDMSG.size).keys() == {rtnl.NDA_DST}

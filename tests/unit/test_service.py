@@ -57,7 +57,7 @@ def test_failure_mid_attach_leaves_nothing_behind(step):
     with pytest.raises(KernelError, match="injected"):
         svc.attach(AttachRequest("c1", pid=100))
     assert svc.store.list() == []
-    assert svc.links.veths == {}
+    assert svc.links.veths == {} and svc.links.pinned == set()
 
 
 def test_failure_of_the_undo_does_not_hide_the_original_error():
@@ -70,7 +70,7 @@ def test_failure_of_the_undo_does_not_hide_the_original_error():
     svc.links.fail_on = ""
     with pytest.raises(RuntimeError, match="store broke"):
         svc.attach(AttachRequest("c1", pid=100))
-    assert svc.links.veths == {} and svc.store.list() == []
+    assert svc.links.veths == {} and svc.store.list() == [] and svc.links.pinned == set()
 
 
 def test_unknown_pid_is_not_found_and_reserves_nothing():
@@ -83,8 +83,9 @@ def test_unknown_pid_is_not_found_and_reserves_nothing():
 def test_detach_removes_veth_then_releases():
     svc = make()
     svc.attach(AttachRequest("c1", pid=100))
+    assert svc.links.pinned == {IPv4Address("10.89.0.2")}
     assert svc.detach("c1") == 1
-    assert svc.links.veths == {} and svc.store.list() == []
+    assert svc.links.veths == {} and svc.store.list() == [] and svc.links.pinned == set()
     assert svc.detach("c1") == 0
 
 
@@ -206,7 +207,7 @@ def test_forget_if_gone_only_for_the_matching_ifindex():
     assert svc.forget_if_gone(ep.host_ifname, ep.host_ifindex) is False  # the link is still there
     svc.links.veths.clear()
     assert svc.forget_if_gone(ep.host_ifname, ep.host_ifindex) is True
-    assert svc.store.get("default", "c1") is None
+    assert svc.store.get("default", "c1") is None and svc.links.pinned == set()
 
 
 def test_sweep_releases_endpoints_whose_veth_is_gone():
