@@ -64,7 +64,9 @@ def ensure_bridge(net: NetworkConfig) -> int:
         if link is None or link.kind != "bridge":
             kind = (link.kind if link else "") or "unknown"
             raise FailedPrecondition(f"bridge {net.bridge}: an interface of kind {kind} already has that name")
-        rtnl.set_bridge(link.index, mac, net.mtu, net.multicast_snooping)
+        # Setting a MAC, even the same one, flushes every neighbour entry on
+        # the bridge, the pinned ones too: only when it differs.
+        rtnl.set_bridge(link.index, mac if link.mac != mac else "", net.mtu, net.multicast_snooping)
         for gateway in _gateways(net):
             if not _has_address(rtnl, link.index, gateway):
                 rtnl.add_address(link.index, gateway)

@@ -344,9 +344,9 @@ class Rtnl:
                     + u32(IFLA_MTU, mtu) + nested(IFLA_LINKINFO, attr(IFLA_INFO_KIND, b"bridge\0"))))
 
     def set_bridge(self, index: int, mac: str, mtu: int, multicast_snooping: bool) -> None:
-        """MAC, MTU, multicast snooping and up, on an existing bridge."""
+        """MAC (unless ""), MTU, multicast snooping and up, on an existing bridge."""
         self.batch((RTM_NEWLINK, 0, IFINFO.pack(0, 0, index, IFF_UP, IFF_UP)
-                    + attr(IFLA_ADDRESS, mac_bytes(mac)) + u32(IFLA_MTU, mtu)
+                    + (attr(IFLA_ADDRESS, mac_bytes(mac)) if mac else b"") + u32(IFLA_MTU, mtu)
                     + nested(IFLA_LINKINFO, attr(IFLA_INFO_KIND, b"bridge\0"),
                              nested(IFLA_INFO_DATA, attr(IFLA_BR_MCAST_SNOOPING, bytes([multicast_snooping]))))))
 

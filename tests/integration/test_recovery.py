@@ -19,12 +19,18 @@ def bridge_ports(sandbox):
     return {link["ifname"] for link in sandbox.host_json("link", "show") if link.get("master") == "netd0"}
 
 
+def pinned_neighbours(sandbox):
+    return {n["dst"] for n in sandbox.host_json("neigh", "show", "dev", "netd0") if "PERMANENT" in n["state"]}
+
+
 def assert_consistent(sandbox, client, containers):
-    """Store and kernel agree, no address twice, every endpoint's container is on the network."""
+    """Store and kernel agree (ports, pinned neighbour entries), no address
+    twice, every endpoint's container is on the network."""
     endpoints = client.list()
     assert {e.host_ifname for e in endpoints} == bridge_ports(sandbox)
     addresses = [e.ip_address for e in endpoints]
     assert len(set(addresses)) == len(addresses)
+    assert pinned_neighbours(sandbox) == {a.split("/")[0] for a in addresses}
     by_pid = {c.pid: c for c in containers}
     for e in endpoints:
         c = by_pid[e.pid]
@@ -180,6 +186,7 @@ def test_deleted_bridge_is_recreated_with_its_ports(netd, client):
     netd.in_host("ip", "link", "del", "netd0")
     wait_for(lambda: any(e["event"] == "bridge_repaired" for e in netd.netd_log()), "bridge repair", timeout=5)
     wait_for(lambda: len(bridge_ports(netd)) == 1, "port re-attached", timeout=2)
+    assert pinned_neighbours(netd) == {"10.89.0.2"}
     assert c.run("ping", "-c1", "-W2", "10.89.0.1", check=False).returncode == 0
     assert tcp_peer_seen(c, OUTSIDE_ADDR) == HOST_UPLINK_ADDR
     assert netd.netctl("status").returncode == 0
