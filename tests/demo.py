@@ -61,6 +61,10 @@ def main() -> int:
         seen = tcp_peer_seen(web, OUTSIDE_ADDR)
         print(f"the outside server saw the connection come from {seen} (the host's uplink address)")
 
+        step("neighbour entries pinned both ways: no ARP between a container and its gateway")
+        show("(in web) ip neigh", web.run("ip", "neigh").stdout)
+        show("ip neigh show dev netd0", sandbox.in_host("ip", "neigh", "show", "dev", "netd0").stdout)
+
         step("web reaches db directly, with its own address")
         endpoints = {e["container_id"]: e for e in json.loads(sandbox.netctl("ls", "-o", "json").stdout)}
         db_ip = endpoints["db"]["ip_address"].split("/")[0]
