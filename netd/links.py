@@ -198,6 +198,17 @@ def settle_port(bridge_index: int, index: int, endpoint: Endpoint) -> bool:
     return held is not None and held != endpoint.mac_address
 
 
+def pin_neighbours(bridge_index: int, endpoints: list[Endpoint]) -> None:
+    """Pin the host's neighbour entries for many endpoints at once (see Rtnl.settle_port)."""
+    entries = [(a, e.mac_address) for e in endpoints for a in _addresses(e)]
+    if not entries:
+        return
+    try:
+        _rtnl().pin_neighbours(bridge_index, entries)
+    except NetlinkError as e:
+        raise KernelError(f"failed to pin the neighbour entries of {len(endpoints)} endpoints: {e.strerror}") from e
+
+
 def forget_neighbours(bridge_index: int, endpoint: Endpoint) -> None:
     """Delete the host's pinned neighbour entries for the endpoint."""
     try:

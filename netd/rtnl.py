@@ -325,6 +325,13 @@ class Rtnl:
             raise
         return body
 
+    def pin_neighbours(self, index: int, entries: list[tuple[IPAddress, str]]) -> None:
+        """Permanent neighbour entries (address, MAC) on the link, replacing
+        what is there; a round trip per 256, whose acks fit the socket's buffer."""
+        for start in range(0, len(entries), 256):
+            self.batch(*((RTM_NEWNEIGH, F_CREATE | F_REPLACE, neighbour_body(index, a, mac))
+                         for a, mac in entries[start:start + 256]))
+
     def forget_neighbours(self, index: int, addresses: list[IPAddress]) -> None:
         """Delete the neighbour entries of `addresses` on the link; absent ones are fine."""
         _, errors = self.exchange(*((RTM_DELNEIGH, 0, neighbour_body(index, a)) for a in addresses))

@@ -146,8 +146,7 @@ class Service:
                 bridge = self._bridges[net.name]
                 for e in self.store.list(net.name):
                     self._quietly("re-attach port", self.links.enslave, e.host_ifname, bridge, *self._port_flags(e))
-                    if e.ready:
-                        self._quietly("pin neighbours", self.links.settle_port, bridge, e.host_ifindex, e)
+                self._pin_neighbours(net)
                 log.warning("bridge_repaired", bridge=net.bridge, network=net.name)
                 repairs += 1
         with self._firewall_lock:
@@ -359,7 +358,15 @@ class Service:
             repairs += 1
             self._quietly("delete veth", self.links.delete_link, name)
             log.info("reconciled", action="deleted orphan veth", host_ifname=name)
+        for net in self.networks:
+            # in case some went missing while netd was down (or an older netd left them dynamic)
+            self._pin_neighbours(net)
         return repairs
+
+    def _pin_neighbours(self, net: NetworkConfig) -> None:
+        """The host's pinned entries for every ready endpoint of the network."""
+        self._quietly("pin neighbours", self.links.pin_neighbours, self._bridges[net.name],
+                      [e for e in self.store.list(net.name) if e.ready])
 
     def verify_containers(self) -> int:
         """Check inside every container that its interface, address and route

@@ -200,3 +200,14 @@ def test_a_port_taken_off_the_bridge_is_not_mistaken_for_a_dead_container(netd, 
     assert [e.container_id for e in client.list()] == ["c1"]
     result = netd.netctl("check", "c1", check=False)
     assert result.returncode == 1 and "is not a port of bridge netd0" in result.stdout
+
+
+def test_pinned_neighbour_entries_lost_while_netd_was_down_come_back_at_start(netd, client):
+    c = netd.container()
+    client.attach("c1", pid=c.pid)
+    netd.stop_netd()
+    netd.in_host("ip", "neigh", "del", "10.89.0.2", "dev", "netd0")
+    assert pinned_neighbours(netd) == set()
+    netd.start_netd()
+    assert pinned_neighbours(netd) == {"10.89.0.2"}
+    assert c.run("ping", "-c1", "-W2", "10.89.0.1", check=False).returncode == 0

@@ -85,6 +85,9 @@ class FakeLinks:
         self.pinned.add(address)
         return held_another
 
+    def pin_neighbours(self, bridge_index, endpoints):
+        self.pinned |= {e.address.ip for e in endpoints}
+
     def forget_neighbours(self, bridge_index, endpoint):
         self.pinned.discard(endpoint.address.ip)
 

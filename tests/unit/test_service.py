@@ -210,6 +210,14 @@ def test_forget_if_gone_only_for_the_matching_ifindex():
     assert svc.store.get("default", "c1") is None and svc.links.pinned == set()
 
 
+def test_reconcile_pins_the_neighbour_entries_of_ready_endpoints():
+    svc = make()
+    svc.attach(AttachRequest("c1", pid=100))
+    svc.links.pinned.clear()
+    svc.reconcile()
+    assert svc.links.pinned == {IPv4Address("10.89.0.2")}
+
+
 def test_sweep_releases_endpoints_whose_veth_is_gone():
     svc = make()
     svc.attach(AttachRequest("c1", pid=100))
