@@ -230,6 +230,11 @@ def neighbour_body(index: int, address: IPAddress, mac: str = "") -> bytes:
             + (attr(NDA_LLADDR, mac_bytes(mac)) if mac else b""))
 
 
+def pin_request(index: int, address: IPAddress, mac: str) -> tuple[int, int, bytes]:
+    """Make the entry permanent with `mac`, whatever was there (see Rtnl.settle_port)."""
+    return RTM_NEWNEIGH, F_CREATE | F_REPLACE, neighbour_body(index, address, mac)
+
+
 def arp_notify_body(index: int) -> bytes:
     """arp_notify=1: the kernel announces the address (gratuitous ARP) when
     the link comes up or its MAC changes."""
@@ -329,8 +334,7 @@ class Rtnl:
         """Permanent neighbour entries (address, MAC) on the link, replacing
         what is there; a round trip per 256, whose acks fit the socket's buffer."""
         for start in range(0, len(entries), 256):
-            self.batch(*((RTM_NEWNEIGH, F_CREATE | F_REPLACE, neighbour_body(index, a, mac))
-                         for a, mac in entries[start:start + 256]))
+            self.batch(*(pin_request(index, a, mac) for a, mac in entries[start:start + 256]))
 
     def forget_neighbours(self, index: int, addresses: list[IPAddress]) -> None:
         """Delete the neighbour entries of `addresses` on the link; absent ones are fine."""
@@ -412,7 +416,7 @@ class Rtnl:
         replies, errors = self.exchange(
             (RTM_GETLINK, 0, IFINFO.pack(0, 0, index, 0, 0)),
             (RTM_GETNEIGH, 0, neighbour_body(bridge, addresses[0])),
-            *((RTM_NEWNEIGH, F_CREATE | F_REPLACE, neighbour_body(bridge, a, mac)) for a in addresses),
+            *(pin_request(bridge, a, mac) for a in addresses),
         )
         link_error, neighbour_error, *pinned = errors
         _raise_first([link_error, 0 if neighbour_error == errno.ENOENT else neighbour_error, *pinned])
@@ -430,8 +434,7 @@ class Rtnl:
             *((f"address {a}", (RTM_NEWADDR, F_CREATE | F_EXCL, address_body(index, a))) for a in addresses),
             ("link up", (RTM_NEWLINK, 0, link_up_body(index))),
             ("lo up", (RTM_NEWLINK, 0, link_up_body(LOOPBACK_INDEX))),
-            *((f"neighbour entry of {g}", (RTM_NEWNEIGH, F_CREATE | F_REPLACE, neighbour_body(index, g, gateway_mac)))
-              for g in gateways),
+            *((f"neighbour entry of {g}", pin_request(index, g, gateway_mac)) for g in gateways),
             *((f"default route via {g}", (RTM_NEWROUTE, F_CREATE | F_EXCL, default_route_body(index, g, metric)))
               for g in gateways),
         ]
