@@ -91,8 +91,9 @@ def enslave(name: str, bridge_index: int, hairpin: bool = False, isolated: bool 
 
 
 def create_veth(host_ifname: str, peer_ifname: str, ns_fd: int, bridge_index: int, mtu: int, mac: str,
-                hairpin: bool = False, isolated: bool = False) -> int:
-    """One request: the pair, its peer already in the container netns, the host end up on the bridge.
+                hairpin: bool = False, isolated: bool = False) -> tuple[int, int]:
+    """One request: the pair, its peer already in the container netns, the
+    host end up on the bridge. Returns the host end's index and the peer's.
 
     hairpin: the port may send a frame back where it came from (a container
     reaching its own published port when br_netfilter DNATs bridged traffic).
@@ -100,28 +101,25 @@ def create_veth(host_ifname: str, peer_ifname: str, ns_fd: int, bridge_index: in
     """
     rtnl = _rtnl()
     try:
-        index = rtnl.create_veth(host_ifname, peer_ifname, ns_fd, bridge_index, mtu, mac, hairpin, isolated)
+        indexes = rtnl.create_veth(host_ifname, peer_ifname, ns_fd, bridge_index, mtu, mac, hairpin, isolated)
     except NetlinkError as e:
         if e.errno == errno.EEXIST:
             if rtnl.link_index(host_ifname) is not None:
                 raise AlreadyExists(f"host interface {host_ifname} already exists") from None
             raise AlreadyExists(f"ifname {peer_ifname} already exists in the container's network namespace") from None
         raise KernelError(f"failed to create veth {host_ifname}: {e.strerror}") from e
-    if index is None:
+    if indexes is None:
         raise KernelError(f"failed to create veth {host_ifname}: it vanished (container exited?)")
-    return index
+    return indexes
 
 
-def configure_container_side(ns_fd: int, endpoint: Endpoint, metric: int = 0) -> None:
+def configure_container_side(ns_fd: int, endpoint: Endpoint, index: int, metric: int = 0) -> None:
     """Addresses, link up, lo up, default routes (with `metric`, so a
     container on several networks has one per network, the lowest metric
-    winning); arp_notify on."""
+    winning); arp_notify on; on the container's link `index`."""
     e = endpoint
     with Rtnl(netns.socket_in(ns_fd)) as rtnl:
         try:
-            index = rtnl.link_index(e.ifname)
-            if index is None:
-                raise KernelError(f"failed to configure {e.ifname}: not in the container's network namespace")
             rtnl.configure(index, [a for a in (e.address, e.address6) if a], [g for g in (e.gateway, e.gateway6) if g],
                            mac_for(e.gateway), metric)
         except NetlinkError as err:

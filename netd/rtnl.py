@@ -45,7 +45,8 @@ NUD_PERMANENT, F_REPLACE = 0x80, 0x100
 NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
 NDA_DST, NDA_LLADDR = 1, 2
 F_REQUEST, F_ACK, F_DUMP, F_EXCL, F_CREATE = 0x1, 0x4, 0x300, 0x200, 0x400
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_GROUP, IFLA_NET_NS_FD = 1, 3, 4, 10, 18, 27, 28
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_GROUP, IFLA_NET_NS_FD = (
+    1, 3, 4, 5, 10, 18, 27, 28)
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_DATA, VETH_INFO_PEER = 1, 2, 5, 1
 IFLA_BRPORT_MODE, IFLA_BRPORT_ISOLATED = 4, 33  # hairpin; no forwarding to other isolated ports
 IFLA_AF_SPEC, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 26, 8, 1
@@ -382,9 +383,10 @@ class Rtnl:
         self.batch((RTM_NEWADDR, F_CREATE | F_EXCL, address_body(index, address)))
 
     def create_veth(self, host: str, peer: str, ns_fd: int, master: int, mtu: int, mac: str,
-                    hairpin: bool = False, isolated: bool = False) -> int | None:
+                    hairpin: bool = False, isolated: bool = False) -> tuple[int, int] | None:
         """The pair, the host end on `master` with IPv6 link-local off and up;
-        returns the host end's index (None if it vanished at once). One round trip.
+        returns the host end's index and the peer's in its netns (None if
+        the pair vanished at once). One round trip.
 
         The host end is created down and read before it is set up: the read
         makes the kernel handle the new link's carrier-off event while it is
@@ -405,7 +407,10 @@ class Rtnl:
         if not errors[0] and errors[2] == errno.ENODEV:
             return None
         _raise_first(errors)
-        return IFINFO.unpack_from(replies[2])[2]
+        index = IFINFO.unpack_from(replies[2])[2]
+        # The kernel leaves IFLA_LINK out when the peer's index equals the link's own.
+        attrs = parse_attrs(replies[2], IFINFO.size)
+        return index, num(attrs[IFLA_LINK]) if IFLA_LINK in attrs else index
 
     def settle_port(self, index: int, bridge: int, addresses: list[IPAddress], mac: str) -> str | None:
         """Handle the link's pending carrier event now, pin the host's

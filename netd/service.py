@@ -228,10 +228,10 @@ class Service:
         """Create the veth and configure the container side; undo it all on failure."""
         net = self.nets[endpoint.network]
         bridge = self._bridges[net.name]
-        ifindex = self.links.create_veth(endpoint.host_ifname, endpoint.ifname, ns_fd, bridge, net.mtu,
-                                         endpoint.mac_address, *self._port_flags(endpoint))
+        ifindex, peer_index = self.links.create_veth(endpoint.host_ifname, endpoint.ifname, ns_fd, bridge, net.mtu,
+                                                     endpoint.mac_address, *self._port_flags(endpoint))
         try:
-            self.links.configure_container_side(ns_fd, endpoint, self._route_metric[net.name])
+            self.links.configure_container_side(ns_fd, endpoint, peer_index, self._route_metric[net.name])
             # A gratuitous ARP floods every port of the bridge (5 ms of kernel
             # work at 1000 ports), and MACs derived from addresses keep every
             # neighbour entry right when an address is reused: announce only

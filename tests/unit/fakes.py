@@ -72,7 +72,7 @@ class FakeLinks:
         self.port_flags[host_ifname] = (hairpin, isolated)
         self.next_index += 1
         self.veths[host_ifname] = self.next_index
-        return self.next_index
+        return self.next_index, 2
 
     stale: set = field(default_factory=set)  # addresses the host maps to another MAC
     pinned: set = field(default_factory=set)  # addresses with a permanent host neighbour entry
@@ -91,7 +91,7 @@ class FakeLinks:
     def forget_neighbours(self, bridge_index, endpoint):
         self.pinned.discard(endpoint.address.ip)
 
-    def configure_container_side(self, ns_fd, endpoint, metric=0):
+    def configure_container_side(self, ns_fd, endpoint, index, metric=0):
         self._maybe_fail("configure_container_side")
         self.configured.add(str(endpoint.address))
 
