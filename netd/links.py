@@ -197,12 +197,18 @@ def settle_port(bridge_index: int, index: int, endpoint: Endpoint) -> bool:
 
 
 def pin_neighbours(bridge_index: int, endpoints: list[Endpoint]) -> None:
-    """Pin the host's neighbour entries for many endpoints at once (see Rtnl.settle_port)."""
+    """Make the host's pinned neighbour entries on the bridge exactly the
+    endpoints' (see Rtnl.settle_port): pin theirs, delete the others (those of
+    an attach a crash interrupted, which left no record)."""
     entries = [(a, e.mac_address) for e in endpoints for a in _addresses(e)]
-    if not entries:
-        return
+    rtnl = _rtnl()
     try:
-        _rtnl().pin_neighbours(bridge_index, entries)
+        if entries:
+            rtnl.pin_neighbours(bridge_index, entries)
+        kept = {a for a, _ in entries}
+        stale = [a for a in rtnl.pinned_neighbours(bridge_index) if a not in kept]
+        if stale:
+            rtnl.forget_neighbours(bridge_index, stale)
     except NetlinkError as e:
         raise KernelError(f"failed to pin the neighbour entries of {len(endpoints)} endpoints: {e.strerror}") from e
 

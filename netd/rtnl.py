@@ -347,6 +347,17 @@ class Rtnl:
         for start in range(0, len(entries), 256):
             self.batch(*(pin_request(index, a, mac) for a, mac in entries[start:start + 256]))
 
+    def pinned_neighbours(self, index: int) -> list[IPAddress]:
+        """Addresses with a permanent neighbour entry on the link."""
+        found = []
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for body in self.dump(RTM_GETNEIGH, NDMSG.pack(family, 0, 0, 0, 0)):
+                _, ifindex, state, _, _ = NDMSG.unpack_from(body)
+                dst = parse_attrs(body, NDMSG.size).get(NDA_DST)
+                if ifindex == index and state & NUD_PERMANENT and dst:
+                    found.append(ip_address(dst))
+        return found
+
     def forget_neighbours(self, index: int, addresses: list[IPAddress]) -> None:
         """Delete the neighbour entries of `addresses` on the link; absent ones are fine."""
         _, errors = self.exchange(*((RTM_DELNEIGH, 0, neighbour_body(index, a)) for a in addresses))

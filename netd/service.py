@@ -182,8 +182,10 @@ class Service:
         return endpoint
 
     def _reserve(self, net: NetworkConfig, req: AttachRequest, nsid: NetnsId) -> Endpoint:
-        """Pick the address and record the endpoint before touching the kernel,
-        so a crash from here on leaves a record reconcile can act on."""
+        """Pick the address and reserve it, with the endpoint, before touching
+        the kernel. The store writes the record once the endpoint is ready:
+        an attach a crash interrupts leaves no record, and reconcile deletes
+        its netd-named veth and pinned neighbour entries as orphans."""
         with self._alloc_lock:
             used = self.store.used_addresses(net.name)
             if len(used) >= BRIDGE_MAX_PORTS:
@@ -364,7 +366,7 @@ class Service:
         return repairs
 
     def _pin_neighbours(self, net: NetworkConfig) -> None:
-        """The host's pinned entries for every ready endpoint of the network."""
+        """The host's pinned entries: those of every ready endpoint of the network, no others."""
         self._quietly("pin neighbours", self.links.pin_neighbours, self._bridges[net.name],
                       [e for e in self.store.list(net.name) if e.ready])
 

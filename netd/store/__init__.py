@@ -11,11 +11,13 @@ from netd.model import Endpoint
 
 class Store(Protocol):
     def add(self, endpoint: Endpoint) -> None:
-        """Record a new endpoint and remember its address as the last one handed
-        out. Raises AlreadyAttached for a known container id, AddressInUse for a
-        taken address. Endpoints are keyed by (network, container id)."""
+        """Reserve a new endpoint (not ready) and remember its address as the
+        last one handed out. Raises AlreadyAttached for a known container id,
+        AddressInUse for a taken address. Endpoints are keyed by (network,
+        container id)."""
 
-    def mark_ready(self, network: str, container_id: str, host_ifindex: int) -> Endpoint: ...
+    def mark_ready(self, network: str, container_id: str, host_ifindex: int) -> Endpoint:
+        """The endpoint is plugged: from here on it survives a restart."""
 
     def remove(self, network: str, container_id: str) -> bool:
         """Forget an endpoint, releasing its address. False if it was unknown."""

@@ -149,35 +149,33 @@ class SqliteStore:
             raise StoreError(f"failed to {what}: {e}") from e
 
     def add(self, endpoint: Endpoint) -> None:
-        e = endpoint
+        """Reserve in the mirror only: the record reaches the disk when it is
+        ready, in one transaction. An attach interrupted before then leaves
+        no record, only a netd-named veth, which reconcile deletes as an
+        orphan at the next start."""
         with self._lock:
-            try:
-                self._write(
-                    f"record endpoint {e.container_id}",
-                    (f"INSERT INTO endpoints ({COLUMNS}, ip) VALUES ({','.join('?' * 18)})",
-                     (e.container_id, e.network, e.ifname, e.host_ifname, str(e.address), str(e.gateway),
-                      e.mac_address, e.pid, e.netns_path, str(e.netns_id), e.created_at, e.host_ifindex,
-                      int(e.ready), e.owner, ports_to_json(e.ports), str(e.address6 or ""), str(e.gateway6 or ""),
-                      str(e.address.ip))),
-                    ("INSERT INTO allocator (network, last_reserved) VALUES (?, ?) "
-                     "ON CONFLICT(network) DO UPDATE SET last_reserved = excluded.last_reserved",
-                     (e.network, str(e.address.ip))),
-                )
-            except sqlite3.IntegrityError as err:
-                if "endpoints.ip" in str(err):
-                    raise AddressInUse(f"ip_address {e.address.ip} is already assigned to another endpoint") from None
-                raise AlreadyAttached(f"container {e.container_id} is already attached to network {e.network}") from None
             self._mirror.add(endpoint)
 
     def mark_ready(self, network: str, container_id: str, host_ifindex: int) -> Endpoint:
         with self._lock:
-            rows = self._write(
-                f"mark endpoint {container_id} ready",
-                ("UPDATE endpoints SET ready = 1, host_ifindex = ? WHERE network = ? AND container_id = ? RETURNING 1",
-                 (host_ifindex, network, container_id)),
-            )
-            if not rows:
-                raise StoreError(f"failed to mark endpoint {container_id} ready: record vanished")
+            e = self._mirror.get(network, container_id)
+            if e is None:
+                raise StoreError(f"failed to record endpoint {container_id}: its reservation vanished")
+            try:
+                self._write(
+                    f"record endpoint {container_id}",
+                    # A replug records again what is there already.
+                    (f"INSERT INTO endpoints ({COLUMNS}, ip) VALUES ({','.join('?' * 18)}) "
+                     "ON CONFLICT(network, container_id) DO UPDATE SET host_ifindex = excluded.host_ifindex, ready = 1",
+                     (e.container_id, e.network, e.ifname, e.host_ifname, str(e.address), str(e.gateway),
+                      e.mac_address, e.pid, e.netns_path, str(e.netns_id), e.created_at, host_ifindex, 1, e.owner,
+                      ports_to_json(e.ports), str(e.address6 or ""), str(e.gateway6 or ""), str(e.address.ip))),
+                    ("INSERT INTO allocator (network, last_reserved) VALUES (?, ?) "
+                     "ON CONFLICT(network) DO UPDATE SET last_reserved = excluded.last_reserved",
+                     (e.network, str(self._mirror.last_reserved(e.network)))),
+                )
+            except sqlite3.IntegrityError as err:  # the mirror let it through: a record it does not hold
+                raise StoreError(f"failed to record endpoint {container_id}: {err}") from None
             return self._mirror.mark_ready(network, container_id, host_ifindex)
 
     def remove(self, network: str, container_id: str) -> bool:

@@ -75,21 +75,25 @@ class FakeLinks:
         return self.next_index, 2
 
     stale: set = field(default_factory=set)  # addresses the host maps to another MAC
-    pinned: set = field(default_factory=set)  # addresses with a permanent host neighbour entry
+    pins: dict = field(default_factory=dict)  # bridge index → addresses with a permanent host neighbour entry
+
+    @property
+    def pinned(self) -> set:
+        return set().union(*self.pins.values())
 
     def settle_port(self, bridge_index, index, endpoint):
         self._maybe_fail("settle_port")
         address = endpoint.address.ip
         held_another = address in self.stale
         self.stale.discard(address)
-        self.pinned.add(address)
+        self.pins.setdefault(bridge_index, set()).add(address)
         return held_another
 
     def pin_neighbours(self, bridge_index, endpoints):
-        self.pinned |= {e.address.ip for e in endpoints}
+        self.pins[bridge_index] = {e.address.ip for e in endpoints}
 
     def forget_neighbours(self, bridge_index, endpoint):
-        self.pinned.discard(endpoint.address.ip)
+        self.pins.get(bridge_index, set()).discard(endpoint.address.ip)
 
     def configure_container_side(self, ns_fd, endpoint, index, metric=0):
         self._maybe_fail("configure_container_side")

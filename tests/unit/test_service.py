@@ -148,6 +148,19 @@ def test_reconcile_releases_dead_and_interrupted_and_deletes_orphans():
     assert repairs == 3
 
 
+def test_reconcile_deletes_what_an_unrecorded_attach_left():
+    """A crash after plugging but before the record was written: no record,
+    a veth and a pinned neighbour entry. Both go; the address is free."""
+    svc = make()
+    svc.attach(AttachRequest("kept", pid=100))
+    svc.attach(AttachRequest("lost", pid=101))
+    svc.store.remove("default", "lost")
+    assert svc.links.pinned == {IPv4Address("10.89.0.2"), IPv4Address("10.89.0.3")}
+    svc.reconcile()
+    assert set(svc.links.veths) == {host_ifname_for("kept")}
+    assert svc.links.pinned == {IPv4Address("10.89.0.2")}
+
+
 def _unready(svc, cid):
     """What a crash mid-attach leaves: a record never marked ready, its veth present."""
     ep = svc.attach(AttachRequest(cid, pid=102))

@@ -90,6 +90,22 @@ def test_sqlite_state_survives_reopen(tmp_path):
     second.close()
 
 
+def test_sqlite_writes_an_endpoint_once_it_is_ready(tmp_path):
+    """A reservation lives in memory only: a crash before the endpoint is
+    plugged leaves no record. Marking it ready again (a replug) updates it."""
+    path = tmp_path / "netd.db"
+    first = SqliteStore(path)
+    first.add(endpoint("c1", "10.89.0.2"))
+    first.add(endpoint("c2", "10.89.0.3"))
+    first.mark_ready("default", "c2", 9)
+    first.mark_ready("default", "c2", 11)
+    first.close()
+    second = SqliteStore(path)
+    assert [(e.container_id, e.host_ifindex, e.ready) for e in second.list()] == [("c2", 11, True)]
+    assert second.last_reserved("default") == IPv4Address("10.89.0.3")
+    second.close()
+
+
 def test_sqlite_adds_new_columns_to_an_older_database(tmp_path):
     import sqlite3
 
@@ -104,6 +120,7 @@ def test_sqlite_adds_new_columns_to_an_older_database(tmp_path):
     ports = (PortMapping(8080, 80), PortMapping(53, 5353, "udp", IPv4Address("127.0.0.1"), 2),
              PortMapping(8443, 443, host_ip=IPv6Address("2001:db8::2")))
     store.add(replace(endpoint(), owner="cni:netd", ports=ports))
+    store.mark_ready("default", "c1", 9)
     store.close()
     store = SqliteStore(path)
     assert (store.get("default", "c1").owner, store.get("default", "c1").ports) == ("cni:netd", ports)
@@ -142,6 +159,7 @@ def test_sqlite_rekeys_a_database_from_one_network_per_container(tmp_path):
     store = SqliteStore(path)
     assert store.get("default", "c1").address == IPv4Interface("10.89.0.2/16")
     store.add(replace(endpoint("c1", "10.90.0.2", network="other"), host_ifname="vndother"))
+    store.mark_ready("other", "c1", 7)
     store.close()
     assert sorted(e.network for e in SqliteStore(path).of_container("c1")) == ["default", "other"]
 
@@ -156,6 +174,7 @@ def test_sqlite_checkpoints_in_the_background_not_on_writes(tmp_path):
     empty = path.stat().st_size
     for i in range(300):
         store.add(endpoint(f"c{i}", f"10.89.{i // 250}.{i % 250 + 2}"))
+        store.mark_ready("default", f"c{i}", i + 10)
     deadline = time.monotonic() + 5
     while path.stat().st_size == empty and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -173,6 +192,7 @@ def test_sqlite_wal_stays_bounded_under_steady_writes(tmp_path):
     writes, deadline = 0, time.monotonic() + 2
     while time.monotonic() < deadline:
         store.add(endpoint(f"c{writes}"))
+        store.mark_ready("default", f"c{writes}", 9)
         store.remove("default", f"c{writes}")
         writes += 2
     wal = (tmp_path / "netd.db-wal").stat().st_size
