@@ -92,8 +92,9 @@ def enslave(name: str, bridge_index: int, hairpin: bool = False, isolated: bool 
 
 def create_veth(host_ifname: str, peer_ifname: str, ns_fd: int, bridge_index: int, mtu: int, mac: str,
                 hairpin: bool = False, isolated: bool = False) -> tuple[int, int]:
-    """One request: the pair, its peer already in the container netns, the
-    host end up on the bridge. Returns the host end's index and the peer's.
+    """The pair, its peer already in the container netns, the host end down
+    on the bridge (settle_port sets it up) and without IPv6. Returns the host
+    end's index and the peer's.
 
     hairpin: the port may send a frame back where it came from (a container
     reaching its own published port when br_netfilter DNATs bridged traffic).
@@ -110,7 +111,21 @@ def create_veth(host_ifname: str, peer_ifname: str, ns_fd: int, bridge_index: in
         raise KernelError(f"failed to create veth {host_ifname}: {e.strerror}") from e
     if indexes is None:
         raise KernelError(f"failed to create veth {host_ifname}: it vanished (container exited?)")
+    _disable_ipv6(host_ifname)
     return indexes
+
+
+def _disable_ipv6(name: str) -> None:
+    """A bridge port needs no IPv6 of its own, and with it each port coming
+    up adds a multicast route to the host's one IPv6 table and walks all of
+    it, so attach and detach grew with the bridge's ports. Only a sysctl
+    does this, and only before the link is up. Best effort: without it the
+    port works, at that cost (and the file is absent when IPv6 is)."""
+    try:
+        with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
+            f.write("1")
+    except OSError:
+        pass
 
 
 def configure_container_side(ns_fd: int, endpoint: Endpoint, index: int, metric: int = 0) -> None:
@@ -186,7 +201,7 @@ def _addresses(endpoint: Endpoint) -> list[IPAddress]:
 
 
 def settle_port(bridge_index: int, index: int, endpoint: Endpoint) -> bool:
-    """Have the bridge forward the host end now and pin the host's neighbour
+    """Set the host end up, have the bridge forward it now and pin the host's neighbour
     entries for the endpoint (see Rtnl.settle_port); did the host hold
     another MAC for its address (a previous holder's)?"""
     try:

@@ -191,12 +191,11 @@ def link_up_body(index: int) -> bytes:
     return IFINFO.pack(0, 0, index, IFF_UP, IFF_UP)
 
 
-def no_ipv6_link_local_body(name: str = "", index: int = 0) -> bytes:
-    """No IPv6 link-local address on the link, hence no DAD, MLD or router
-    solicitations: on a bridge every such multicast is flooded to all ports,
-    so with N containers each attach would cost O(N) packets. netd's networks
-    are IPv4."""
-    return (IFINFO.pack(0, 0, index, 0, 0) + (name_attr(name) if name else b"")
+def no_ipv6_link_local_body(index: int) -> bytes:
+    """No IPv6 link-local address on the container's link, hence no DAD, MLD
+    or router solicitations: on a bridge every such multicast is flooded to
+    all ports, so with N containers each attach would cost O(N) packets."""
+    return (IFINFO.pack(0, 0, index, 0, 0)
             + nested(IFLA_AF_SPEC, nested(socket.AF_INET6, attr(IFLA_INET6_ADDR_GEN_MODE, bytes([IN6_ADDR_GEN_MODE_NONE])))))
 
 
@@ -395,44 +394,42 @@ class Rtnl:
 
     def create_veth(self, host: str, peer: str, ns_fd: int, master: int, mtu: int, mac: str,
                     hairpin: bool = False, isolated: bool = False) -> tuple[int, int] | None:
-        """The pair, the host end on `master` with IPv6 link-local off and up;
+        """The pair, the host end down on `master` (settle_port sets it up);
         returns the host end's index and the peer's in its netns (None if
         the pair vanished at once). One round trip.
 
-        The host end is created down and read before it is set up: the read
-        makes the kernel handle the new link's carrier-off event while it is
-        down. Handled once it is up, that event deactivates its queue and
-        waits for an RCU grace period. (When creation fails, the later
-        requests fail too, or touch the netd-named link that was in the way.)
+        The read makes the kernel handle the new link's carrier-off event
+        while it is down. Handled once it is up, that event deactivates its
+        queue and waits for an RCU grace period. (When creation fails, the
+        later requests fail too, or touch the netd-named link that was in the
+        way.)
 
         Not NLM_F_ECHO for the index: with it, attach latency grew with the
         bridge's ports (p50 10.6 → 17.9 ms at 1000; cause not pinned down)."""
         port_flags = [(RTM_NEWLINK, 0, bridge_port_body(host, hairpin, isolated))] if hairpin or isolated else []
         replies, errors = self.exchange(
             (RTM_NEWLINK, F_CREATE | F_EXCL, veth_body(host, peer, ns_fd, master, mtu, mac)),
-            (RTM_NEWLINK, 0, no_ipv6_link_local_body(host)),
             (RTM_GETLINK, 0, IFINFO.pack(0, 0, 0, 0, 0) + name_attr(host)),
             *port_flags,
-            (RTM_NEWLINK, 0, IFINFO.pack(0, 0, 0, IFF_UP, IFF_UP) + name_attr(host)),
         )
-        if not errors[0] and errors[2] == errno.ENODEV:
+        if not errors[0] and errors[1] == errno.ENODEV:
             return None
         _raise_first(errors)
-        index = IFINFO.unpack_from(replies[2])[2]
+        index = IFINFO.unpack_from(replies[1])[2]
         # The kernel leaves IFLA_LINK out when the peer's index equals the link's own.
-        attrs = parse_attrs(replies[2], IFINFO.size)
+        attrs = parse_attrs(replies[1], IFINFO.size)
         return index, num(attrs[IFLA_LINK]) if IFLA_LINK in attrs else index
 
     def settle_port(self, index: int, bridge: int, addresses: list[IPAddress], mac: str) -> str | None:
-        """Handle the link's pending carrier event now, pin the host's
-        neighbour entries for `addresses` to `mac`, and return the MAC the
-        host held for the first address before, if any.
+        """Set the host end up and handle its carrier event now, pin the
+        host's neighbour entries for `addresses` to `mac`, and return the MAC
+        the host held for the first address before, if any.
 
-        The peer coming up gives the host end its carrier; the kernel enables
+        Up with its peer up, the host end has its carrier; the kernel enables
         the bridge port on that event from a worker thread, usually at once
         but later when the CPUs are busy, and the bridge drops what the
         container sends until then. Reading the link makes the kernel handle
-        a pending event in this request.
+        the pending event in this request.
 
         Permanent entries are outside the kernel's neighbour garbage
         collection, whose limit (gc_thresh3, 1024 by default) counts every
@@ -440,13 +437,14 @@ class Rtnl:
         (the host's for it, its own for the gateway) a few hundred busy
         containers would fill the machine's whole ARP table."""
         replies, errors = self.exchange(
+            (RTM_NEWLINK, 0, link_up_body(index)),
             (RTM_GETLINK, 0, IFINFO.pack(0, 0, index, 0, 0)),
             (RTM_GETNEIGH, 0, neighbour_body(bridge, addresses[0])),
             *(pin_request(bridge, a, mac) for a in addresses),
         )
-        link_error, neighbour_error, *pinned = errors
-        _raise_first([link_error, 0 if neighbour_error == errno.ENOENT else neighbour_error, *pinned])
-        lladdr = parse_attrs(replies[1], NDMSG.size).get(NDA_LLADDR) if replies[1] else None
+        up_error, link_error, neighbour_error, *pinned = errors
+        _raise_first([up_error, link_error, 0 if neighbour_error == errno.ENOENT else neighbour_error, *pinned])
+        lladdr = parse_attrs(replies[2], NDMSG.size).get(NDA_LLADDR) if replies[2] else None
         return mac_text(lladdr) if lladdr else None
 
     def configure(self, index: int, addresses: list[IPInterface], gateways: list[IPAddress], gateway_mac: str,
@@ -455,7 +453,7 @@ class Rtnl:
         entries (see settle_port), default routes: in that order (a route
         needs the first two). A failure names its step (NetlinkError.step)."""
         steps = [
-            ("link settings", (RTM_NEWLINK, 0, no_ipv6_link_local_body(index=index))),
+            ("link settings", (RTM_NEWLINK, 0, no_ipv6_link_local_body(index))),
             ("link settings", (RTM_NEWLINK, 0, arp_notify_body(index))),
             *((f"address {a}", (RTM_NEWADDR, F_CREATE | F_EXCL, address_body(index, a))) for a in addresses),
             ("link up", (RTM_NEWLINK, 0, link_up_body(index))),

@@ -43,3 +43,7 @@ def test_every_netctl_command_and_netd_flag_is_documented():
 
 def test_the_two_front_door_commands_are_there():
     assert "make demo" in README and "make test" in README
+
+
+def test_the_latest_bench_run_is_shown():
+    assert (ROOT / "bench/results/latest.md").read_text().strip() in README
