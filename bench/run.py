@@ -262,8 +262,9 @@ def markdown(results: dict) -> str:
                              f"| {s['per_s']} | {cmp} | {s['steal_pct']} |")
     lost = [f"{tool} {r['first_ping_lost']} in {scenario}" for scenario, by_tool in results["scenarios"].items()
             for tool, r in by_tool.items() if r["first_ping_lost"]]
-    lines += ["", "CPU steal: the share of the machine's busy CPU time its hypervisor gave to other "
-              "guests during the timed calls; on a VM, latencies grow with it."]
+    lines += ["", "CPU steal: the share of the machine's busy CPU time, during the timed calls, in which a "
+              "virtual CPU was ready to run but its hypervisor ran something else (waking an idle one "
+              "counts too). It varies from run to run of the same tool, and latencies grow with it."]
     lines += ["", "Containers whose first ping to the gateway was lost after attach (stale ARP for a bridge "
               "whose MAC moved, or similar): " + (", ".join(lost) if lost else "none") + "."]
     scale = results.get("scale")
