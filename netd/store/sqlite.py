@@ -24,7 +24,7 @@ from pathlib import Path
 
 import structlog
 
-from netd.errors import AddressInUse, AlreadyAttached, StoreError
+from netd.errors import StoreError
 from netd.model import Endpoint, NetnsId, PortMapping
 from netd.store.memory import MemoryStore
 
