@@ -40,8 +40,9 @@ def test_attach_configures_the_container(netd, client):
     assert host[ep.host_ifname]["master"] == "netd0" and "UP" in host[ep.host_ifname]["flags"]
     # ... without IPv6: no route of its own in the host's IPv6 tables, which every link up walks
     assert netd.host_json("-6", "addr", "show", "dev", ep.host_ifname) == []
-    assert [r for r in netd.host_json("-6", "route", "show", "table", "all") if r.get("dev") == ep.host_ifname] == []
-    assert [r for r in netd.host_json("-6", "route", "show", "table", "all") if r.get("dev") == "netd0"]
+    routes6 = netd.host_json("-6", "route", "show", "table", "all")
+    assert [r for r in routes6 if r.get("dev") == ep.host_ifname] == []
+    assert [r for r in routes6 if r.get("dev") == "netd0"]
     assert ep.gateway == "10.89.0.1" and ep.network == "default" and ep.pid == c.pid and ep.created_at
 
 
