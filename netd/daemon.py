@@ -114,21 +114,21 @@ def in_background(name: str, loop: Callable[[], object], stop: threading.Event, 
     threading.Thread(target=target, name=name, daemon=True).start()
 
 
-def heal(service: Service, health: object) -> None:
+def heal(service: Service, set_serving: Callable[[bool], None]) -> None:
     """One round of self-repair; health says NOT_SERVING while repair fails."""
     try:
         metrics.count_repairs("network", service.heal())
     except NetdError as e:
         log.error("repair_failed", error=str(e))
-        server.set_serving(health, False)
+        set_serving(False)
         return
-    server.set_serving(health, True)
+    set_serving(True)
 
 
-def start_background_loops(service: Service, health: object, cfg: config.DaemonConfig, stop: threading.Event) -> None:
+def start_background_loops(service: Service, set_serving: Callable[[bool], None], cfg: config.DaemonConfig, stop: threading.Event) -> None:
     threading.Thread(target=lambda: metrics.count_repairs("reconcile", service.verify_containers()),
                      name="verify-containers", daemon=True).start()
-    in_background("healer", lambda: heal(service, health), stop, cfg.firewall_check_interval)
+    in_background("healer", lambda: heal(service, set_serving), stop, cfg.firewall_check_interval)
     in_background("link-watcher", lambda: watch.watch_deleted_veths(
         lambda name, index: metrics.count_repairs("container_gone", service.forget_if_gone(name, index)),
         lambda: metrics.count_repairs("container_gone", service.sweep()), stop), stop, 1.0)
@@ -171,7 +171,7 @@ def serve(cfg: config.DaemonConfig) -> int:
     service.prepare()
 
     gate = Gate(public, cfg.state_dir / "grpc.sock", listener)
-    grpc_server, health, ready = server.build_server(service, gate.private, gate.caller)
+    grpc_server = server.Server(service, gate.private, gate.caller)
     grpc_server.start()
     set_socket_group(public, cfg.socket_group)
     # Callers wait in the socket's backlog until the store and the kernel
@@ -182,8 +182,8 @@ def serve(cfg: config.DaemonConfig) -> int:
     # as long as netd: keep it out of the collector's full passes, whose
     # pauses otherwise show up as tens of milliseconds on some calls.
     gc.freeze()
-    ready.set()
-    server.set_serving(health, True)
+    grpc_server.ready.set()
+    grpc_server.set_serving(True)
     gate.start()
     if cfg.metrics_address:
         metrics.enable(cfg.metrics_address, service)
@@ -198,15 +198,15 @@ def serve(cfg: config.DaemonConfig) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    start_background_loops(service, health, cfg, stop)
+    start_background_loops(service, grpc_server.set_serving, cfg, stop)
     keep_systemd_posted(service, stop)
 
     # In-flight calls finish, new ones get UNAVAILABLE; endpoints stay up so
     # containers keep their network while netd restarts.
     sd_notify("STOPPING=1")
     gate.stop()
-    server.set_serving(health, False)
-    grpc_server.stop(SHUTDOWN_GRACE_SECONDS).wait()
+    grpc_server.set_serving(False)
+    grpc_server.stop(SHUTDOWN_GRACE_SECONDS)
     store.close()
     os.close(lock_fd)
     log.info("stopped")

@@ -106,3 +106,40 @@ def test_endpoint_listing_uses_encodings_remembered_at_attach():
     listing.remember(e, proto)
     assert listing.answer([e], "").endpoints[0].owner == "as remembered"
     assert listing.answer([endpoint()], "").endpoints[0].owner == ""  # an equal but new record is encoded again
+
+
+class FakeAioContext:
+    async def abort(self, code, details):
+        self.code, self.details = code, details
+        raise AbortCalled
+
+
+def test_a_call_on_the_loop_runs_there_unless_offloaded_and_aborts_with_its_status():
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from netd.server import on_the_loop
+
+    class Servicer:
+        ready = threading.Event()
+        pool = ThreadPoolExecutor(1, thread_name_prefix="pool")
+
+        @on_the_loop(offload=lambda request: request == "slow")
+        def Method(self, request, context):
+            if request == "bad":
+                raise errors.InvalidArgument("request: bad")
+            return threading.current_thread().name
+
+    Servicer.ready.set()
+
+    async def calls():
+        loop_thread = threading.current_thread().name
+        assert await Servicer().Method("fast", None) == loop_thread
+        assert (await Servicer().Method("slow", None)).startswith("pool")
+        ctx = FakeAioContext()
+        with pytest.raises(AbortCalled):
+            await Servicer().Method("bad", ctx)
+        return ctx
+
+    ctx = asyncio.run(calls())
+    assert (ctx.code, ctx.details) == (grpc.StatusCode.INVALID_ARGUMENT, "request: bad")
