@@ -198,27 +198,48 @@ def time_to_serving(sandbox: Sandbox) -> float:
     raise TimeoutError("netd did not report SERVING within 30 s")
 
 
+def mark_visits(marks: tuple[int, ...]) -> list[int]:
+    """The marks in the order the scale run visits them: up, down, up again.
+    Every mark is measured early, in the middle and late in the run, so a
+    slow phase of the machine (CPU steal comes and goes over seconds) falls
+    on all of them alike instead of on whichever mark it happens to meet."""
+    return [*marks, *reversed(marks), *marks]
+
+
 def netd_at_scale(n: int, probes: int = 200) -> dict:
     """Fill one bridge to n endpoints; at 10, n/2 and n, time `probes` extra
-    attaches (each detached again, so the count stays at the mark)."""
+    attaches (each detached again, so the count stays at the mark), in
+    windows spread over the run (mark_visits)."""
     sandbox = Sandbox()
     try:
         sandbox.up()
         with inside(sandbox.host):
             tool = NetdTool(sandbox)
             rss_empty = rss_mib(sandbox.netd_proc.pid)
+            marks = (10, n // 2, n)
+            visits = mark_visits(marks)
+            per_window = -(-probes // visits.count(marks[0]))
             containers = [sandbox.container() for _ in range(n)]
-            extra = [sandbox.container() for _ in range(probes)]
-            windows, attached = {}, 0
-            for mark in (10, n // 2, n):
-                for i in range(attached, mark):
-                    tool.attach(i, containers[i])
+            extra = [sandbox.container() for _ in range(per_window)]
+            latencies: dict[int, list[float]] = {m: [] for m in marks}
+            ticks = {m: [0, 0] for m in marks}  # busy, stolen
+            attached = 0
+            for mark in visits:
+                # Between windows: untimed, 16 clients at a time.
+                if mark > attached:
+                    run_concurrently(tool.attach, [(i, containers[i]) for i in range(attached, mark)])
+                elif mark < attached:
+                    run_concurrently(tool.detach, [(i, containers[i]) for i in range(mark, attached)])
                 attached = mark
-                latencies, since = [], cpu_ticks()
+                busy, stolen = cpu_ticks()
                 for k, c in enumerate(extra):
-                    latencies.append(timed(tool.attach, n + k, c))
+                    latencies[mark].append(timed(tool.attach, n + k, c))
                     tool.detach(n + k, c)
-                windows[str(mark)] = stats(latencies) | {"steal_pct": steal_pct(since)}
+                busy_now, stolen_now = cpu_ticks()
+                ticks[mark][0] += busy_now - busy
+                ticks[mark][1] += stolen_now - stolen
+            windows = {str(m): stats(latencies[m]) | {"steal_pct": round(100 * ticks[m][1] / max(1, ticks[m][0]), 1)}
+                       for m in marks}
             # All of them: past ~500 containers talking to their gateway, dynamic
             # neighbour entries (two per container, counted across namespaces)
             # would overflow the kernel's table (gc_thresh3, 1024).
@@ -229,7 +250,7 @@ def netd_at_scale(n: int, probes: int = 200) -> dict:
             sandbox.stop_netd()
             ready_ms = time_to_serving(sandbox)
         return {
-            "attach_at": windows, "list_endpoints": stats(list_ms), "endpoints": n,
+            "attach_at": windows, "visits": visits, "list_endpoints": stats(list_ms), "endpoints": n,
             "rss_mib": {"0": rss_empty, str(n): rss_full}, "ready_ms": ready_ms, "first_ping_lost": first_ping_lost,
         }
     finally:
@@ -269,14 +290,19 @@ def markdown(results: dict) -> str:
               "whose MAC moved, or similar): " + (", ".join(lost) if lost else "none") + "."]
     scale = results.get("scale")
     if scale:
+        visits = " → ".join(map(str, scale["visits"]))
         lines += ["", f"netd at scale ({scale['endpoints']} endpoints on one bridge; at each mark "
-                      f"{scale['attach_at']['10']['n']} more attaches are timed, each detached again):", "",
+                      f"{scale['attach_at']['10']['n']} more attaches are timed, each detached again, in windows "
+                      f"visiting the marks {visits}, so slow phases of the machine fall on every mark alike):", "",
                   "| measure | p50 ms | p99 ms | max ms | CPU steal % |", "|---|---|---|---|---|"]
         for mark, s in scale["attach_at"].items():
             lines.append(f"| attach at {mark} endpoints | {s['p50']} | {s['p99']} | {s['max']} | {s['steal_pct']} |")
         s = scale["list_endpoints"]
         lines.append(f"| ListEndpoints of {scale['endpoints']} | {s['p50']} | {s['p99']} | {s['max']} | |")
-        rss = scale["rss_mib"]
+        rss, at = scale["rss_mib"], scale["attach_at"]
+        low, high = min(at, key=int), max(at, key=int)
+        growth = {q: f"{at[high][q] / at[low][q]:.2f}x" for q in ("p50", "p99")}
+        lines += ["", f"From {low} to {high} endpoints, attach p50 grew {growth['p50']} and p99 {growth['p99']}."]
         lines += ["", f"All {scale['endpoints']} containers reached their gateway "
                       f"(first ping lost in {scale.get('first_ping_lost', 0)})."]
         lines += ["", f"RSS: {' / '.join(f'{v} MiB at {k}' for k, v in rss.items())}; "

@@ -1,4 +1,4 @@
-from bench.run import markdown, stats
+from bench.run import mark_visits, markdown, stats
 
 
 def _phase(p50: float, per_s: float, steal: float) -> dict:
@@ -20,3 +20,24 @@ def test_report_compares_each_anchor_with_netd_and_carries_the_cpu_steal():
     assert "| sequential 2 attach | cni-bridge | 40.0 | 40.0 | 40.0 | 40.0 | 25.0 | 20.0x (per s 16.0x) | 7.0 |" in report
     assert "| sequential 2 detach | cni-bridge | 80.0 | 80.0 | 80.0 | 80.0 | 12.5 | 4.0x (per s 4.0x) | 8.0 |" in report
     assert "cni-bridge 1 in sequential 2" in report
+
+
+def test_the_scale_run_visits_every_mark_early_midway_and_late():
+    visits = mark_visits((10, 500, 1000))
+    assert visits == [10, 500, 1000, 1000, 500, 10, 10, 500, 1000]
+    # each mark's mean position in the run is near the middle: no mark gets only its end
+    middle = (len(visits) - 1) / 2
+    for mark in (10, 500, 1000):
+        positions = [i for i, m in enumerate(visits) if m == mark]
+        assert len(positions) == 3 and abs(sum(positions) / 3 - middle) <= 0.5
+
+
+def test_scale_report_shows_each_mark_and_the_growth_from_the_first_to_the_last():
+    scale = {"endpoints": 1000, "visits": [10, 1000, 1000, 10],
+             "attach_at": {"10": _phase(3.0, 300.0, 2.0) | {"p99": 8.0}, "1000": _phase(4.5, 200.0, 3.0) | {"p99": 10.0}},
+             "list_endpoints": _phase(4.0, 250.0, 0.0), "rss_mib": {"0": 40.0, "1000": 50.0}, "ready_ms": 900.0,
+             "first_ping_lost": 0}
+    report = markdown({"date": "D", "machine": "M", "scenarios": {}, "scale": scale})
+    assert "visiting the marks 10 → 1000 → 1000 → 10" in report
+    assert "| attach at 1000 endpoints | 4.5 | 10.0 | 4.5 | 3.0 |" in report
+    assert "From 10 to 1000 endpoints, attach p50 grew 1.50x and p99 1.25x." in report
