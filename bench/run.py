@@ -77,7 +77,11 @@ def steal_pct(since: tuple[int, int]) -> float:
     """The share of busy CPU time the hypervisor gave other guests since
     `since`: on a VM latencies grow with it, so each timing carries it."""
     busy, steal = cpu_ticks()
-    return round(100 * (steal - since[1]) / max(1, busy - since[0]), 1)
+    return steal_share(busy - since[0], steal - since[1])
+
+
+def steal_share(busy: int, stolen: int) -> float:
+    return round(100 * stolen / max(1, busy), 1)
 
 
 def timed(fn: Callable, *args: object) -> float:
@@ -238,8 +242,7 @@ def netd_at_scale(n: int, probes: int = 200) -> dict:
                 busy_now, stolen_now = cpu_ticks()
                 ticks[mark][0] += busy_now - busy
                 ticks[mark][1] += stolen_now - stolen
-            windows = {str(m): stats(latencies[m]) | {"steal_pct": round(100 * ticks[m][1] / max(1, ticks[m][0]), 1)}
-                       for m in marks}
+            windows = {str(m): stats(latencies[m]) | {"steal_pct": steal_share(*ticks[m])} for m in marks}
             # All of them: past ~500 containers talking to their gateway, dynamic
             # neighbour entries (two per container, counted across namespaces)
             # would overflow the kernel's table (gc_thresh3, 1024).
