@@ -229,7 +229,7 @@ def netd_at_scale(n: int, probes: int = 200) -> dict:
             ticks = {m: [0, 0] for m in marks}  # busy, stolen
             attached = 0
             for mark in visits:
-                # Between windows: untimed, 16 clients at a time.
+                # Between windows: untimed, CLIENTS at a time.
                 if mark > attached:
                     run_concurrently(tool.attach, [(i, containers[i]) for i in range(attached, mark)])
                 elif mark < attached:

@@ -141,5 +141,8 @@ def test_a_call_on_the_loop_runs_there_unless_offloaded_and_aborts_with_its_stat
             await Servicer().Method("bad", ctx)
         return ctx
 
-    ctx = asyncio.run(calls())
+    try:
+        ctx = asyncio.run(calls())
+    finally:
+        Servicer.pool.shutdown()
     assert (ctx.code, ctx.details) == (grpc.StatusCode.INVALID_ARGUMENT, "request: bad")
