@@ -22,7 +22,7 @@ from netd import __version__, metrics, validate
 from netd.errors import InternalError, NetdError, Unavailable
 from netd.model import Endpoint, PortMapping
 from netd.rtnl import IFF_LOWER_UP, IFF_UP
-from netd.service import Service
+from netd.service import Busy, Service
 from netd.v1 import netd_pb2 as pb
 from netd.v1 import netd_pb2_grpc as pb_grpc
 
@@ -49,16 +49,20 @@ def endpoint_to_proto(e: Endpoint) -> pb.Endpoint:
     )
 
 
-def _answer(method: Callable, servicer: NetdServicer, request: object,
-            context: grpc.ServicerContext) -> tuple[object, tuple[grpc.StatusCode, str] | None]:
+def _answer(method: Callable, servicer: NetdServicer, request: object, context: grpc.ServicerContext,
+            **options: object) -> tuple[object, tuple[grpc.StatusCode, str] | None]:
     """(response, None), or (None, the status to abort with): expected errors
     become their status; anything else is logged with its stack and reaches
-    the client as INTERNAL without one."""
+    the client as INTERNAL without one. Busy passes through: the call has
+    not happened yet."""
     started, code = time.perf_counter(), "OK"
     try:
         if not servicer.ready.is_set() and method.__name__ != "GetStatus":
             raise Unavailable("netd is starting: reconciling its state with the kernel")
-        return method(servicer, request, context), None
+        return method(servicer, request, context, **options), None
+    except Busy:
+        code = ""
+        raise
     except NetdError as e:
         code = e.status
         if isinstance(e, InternalError):
@@ -69,7 +73,8 @@ def _answer(method: Callable, servicer: NetdServicer, request: object,
         log.exception("call_crashed", method=method.__name__)
         return None, (grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}: {type(e).__name__}")
     finally:
-        metrics.observe_call(method.__name__, code, time.perf_counter() - started)
+        if code:
+            metrics.observe_call(method.__name__, code, time.perf_counter() - started)
 
 
 def at_the_edge(method: Callable) -> Callable:
@@ -85,21 +90,33 @@ def at_the_edge(method: Callable) -> Callable:
     return wrapper
 
 
+def _without_waiting(method: Callable, servicer: NetdServicer, request: object,
+                     context: grpc.ServicerContext) -> tuple[object, tuple[grpc.StatusCode, str] | None] | None:
+    """_answer's answer, or None if the call would wait for another one."""
+    try:
+        return _answer(method, servicer, request, context, wait=False)
+    except Busy:
+        return None
+
+
 def on_the_loop(offload: Callable[[Any], bool]) -> Callable:
     """A call served on the server's event loop itself, unless offload(request)
-    says it may take long (then by a worker thread). A worker costs two
-    hand-overs between threads per call, and under many concurrent callers
-    the workers mostly pass Python's GIL around: on the loop, attaches run
-    one after another and netd spends ~20% less CPU on each."""
+    says it may take long, or the method, called with wait=False, raises Busy
+    because it would wait for another call (a detach holding the container
+    id's lock waits ~24 ms for its veth to go): then by a worker thread, and
+    the loop serves other calls meanwhile. A worker costs two hand-overs
+    between threads per call, and under many concurrent callers the workers
+    mostly pass Python's GIL around: on the loop, attaches run one after
+    another and netd spends ~20% less CPU on each."""
 
     def decorate(method: Callable) -> Callable:
         @functools.wraps(method)
         async def wrapper(self: NetdServicer, request: object, context: grpc.aio.ServicerContext) -> object:
-            if offload(request):
-                response, error = await asyncio.get_running_loop().run_in_executor(
+            answer = None if offload(request) else _without_waiting(method, self, request, context)
+            if answer is None:
+                answer = await asyncio.get_running_loop().run_in_executor(
                     self.pool, _answer, method, self, request, context)
-            else:
-                response, error = _answer(method, self, request, context)
+            response, error = answer
             if error:
                 await context.abort(*error)
             return response
@@ -136,14 +153,15 @@ class NetdServicer(pb_grpc.NetdServicer):
 
     # Publishing ports runs nft or iptables-restore, and waits for them.
     @on_the_loop(offload=lambda request: len(request.ports) > 0)
-    def AttachContainer(self, request: pb.AttachContainerRequest, context: grpc.ServicerContext) -> pb.AttachContainerResponse:
+    def AttachContainer(self, request: pb.AttachContainerRequest, context: grpc.ServicerContext,
+                        wait: bool = True) -> pb.AttachContainerResponse:
         req = validate.attach_request(
             self._service.network(validate.network(request.network)),
             container_id_=request.container_id, pid_=request.pid, netns_path_=request.netns_path,
             ifname_=request.ifname, ip_address=request.ip_address, owner_=request.owner,
             ports_=[(p.protocol, p.host_ip, p.host_port, p.container_port, p.range) for p in request.ports],
         )
-        endpoint = self._service.attach(req, caller=self._caller(context))
+        endpoint = self._service.attach(req, caller=self._caller(context), wait=wait)
         proto = endpoint_to_proto(endpoint)
         self._listing.remember(endpoint, proto)
         return pb.AttachContainerResponse(endpoint=proto)

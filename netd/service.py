@@ -54,6 +54,10 @@ class Inspection:
     container: Any  # links.ContainerView | None
 
 
+class Busy(Exception):
+    """Another call holds the container id's lock (raised only when told not to wait)."""
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -81,8 +85,15 @@ class Service:
         # of the same id must not interleave); different ids run in parallel.
         self._id_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
 
-    def _lock_for(self, container_id: str) -> threading.Lock:
-        return self._id_locks[hash(container_id) % LOCK_STRIPES]
+    @contextmanager
+    def _one_at_a_time(self, container_id: str, wait: bool = True) -> Iterator[None]:
+        lock = self._id_locks[hash(container_id) % LOCK_STRIPES]
+        if not lock.acquire(blocking=wait):
+            raise Busy(container_id)
+        try:
+            yield
+        finally:
+            lock.release()
 
     def network(self, name: str = "") -> NetworkConfig:
         """A configured network by name; "" is the default one."""
@@ -159,10 +170,12 @@ class Service:
 
     # -- attach ----------------------------------------------------------
 
-    def attach(self, req: AttachRequest, caller: str = "") -> Endpoint:
+    def attach(self, req: AttachRequest, caller: str = "", wait: bool = True) -> Endpoint:
+        """wait=False: raise Busy, having done nothing, rather than wait for
+        another call on the same container id (or on one sharing its lock)."""
         started = time.perf_counter()
         net = self.network(req.network)
-        with self._lock_for(req.container_id):
+        with self._one_at_a_time(req.container_id, wait):
             if self.store.get(net.name, req.container_id) is not None:
                 raise AlreadyAttached(f"container {req.container_id} is already attached to network {net.name}")
             with self.namespaces.open_netns(req.pid, req.netns_path) as ns, ExitStack() as undo:
@@ -262,7 +275,7 @@ class Service:
         "". Returns how many endpoints were detached (0: none was attached)."""
         started = time.perf_counter()
         net_name = self.network(network).name if network else ""
-        with self._lock_for(container_id):
+        with self._one_at_a_time(container_id):
             endpoints = [e for e in self.store.of_container(container_id) if not net_name or e.network == net_name]
             for endpoint in endpoints:
                 # The address is released only once the device is really gone.
@@ -376,7 +389,7 @@ class Service:
         takes ~1 ms, so this runs after start-up, while netd already serves."""
         repairs = 0
         for endpoint in self.store.list():
-            with self._lock_for(endpoint.container_id):
+            with self._one_at_a_time(endpoint.container_id):
                 current = self.store.get(*endpoint.key)
                 if current is not None and current.ready:
                     repairs += self._reconcile_one(current, has_veth=True)
@@ -442,7 +455,7 @@ class Service:
         endpoint = self.store.by_host_ifname(host_ifname)
         if endpoint is None:
             return False
-        with self._lock_for(endpoint.container_id):
+        with self._one_at_a_time(endpoint.container_id):
             # Re-read under the lock: a detach or re-attach may have won the race.
             current = self.store.get(*endpoint.key)
             if current is None or not current.ready or current.host_ifindex != ifindex:

@@ -114,20 +114,23 @@ class FakeAioContext:
         raise AbortCalled
 
 
-def test_a_call_on_the_loop_runs_there_unless_offloaded_and_aborts_with_its_status():
+def test_a_call_on_the_loop_runs_there_unless_offloaded_or_busy_and_aborts_with_its_status():
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
     from netd.server import on_the_loop
+    from netd.service import Busy
 
     class Servicer:
         ready = threading.Event()
         pool = ThreadPoolExecutor(1, thread_name_prefix="pool")
 
         @on_the_loop(offload=lambda request: request == "slow")
-        def Method(self, request, context):
+        def Method(self, request, context, wait=True):
             if request == "bad":
                 raise errors.InvalidArgument("request: bad")
+            if request == "contended" and not wait:
+                raise Busy("c1")
             return threading.current_thread().name
 
     Servicer.ready.set()
@@ -136,6 +139,7 @@ def test_a_call_on_the_loop_runs_there_unless_offloaded_and_aborts_with_its_stat
         loop_thread = threading.current_thread().name
         assert await Servicer().Method("fast", None) == loop_thread
         assert (await Servicer().Method("slow", None)).startswith("pool")
+        assert (await Servicer().Method("contended", None)).startswith("pool")
         ctx = FakeAioContext()
         with pytest.raises(AbortCalled):
             await Servicer().Method("bad", ctx)

@@ -19,7 +19,7 @@ from netd.errors import (
 )
 from netd.firewall import Forward
 from netd.model import AttachRequest, NetworkConfig, PortMapping, host_ifname_for
-from netd.service import Service
+from netd.service import Busy, Service
 from netd.store.memory import MemoryStore
 from tests.unit.fakes import FakeFirewall, FakeLinks, FakeNamespaces
 
@@ -114,6 +114,31 @@ def test_bridge_full_before_the_kernel_refuses(monkeypatch):
     svc.attach(AttachRequest("c2", pid=101))
     with pytest.raises(BridgeFull, match="netd0"):
         svc.attach(AttachRequest("c3", pid=102))
+
+
+def test_attach_told_not_to_wait_leaves_a_busy_container_id_alone():
+    svc = make()
+    svc.attach(AttachRequest("c1", pid=100))
+    deleting, release = threading.Event(), threading.Event()
+    delete_link = svc.links.delete_link
+
+    def slow_delete(name):  # the kernel's ~24 ms for a veth to go
+        deleting.set()
+        release.wait(5)
+        return delete_link(name)
+
+    svc.links.delete_link = slow_delete
+    detach = threading.Thread(target=svc.detach, args=("c1",))
+    detach.start()
+    try:
+        assert deleting.wait(5)
+        with pytest.raises(Busy):
+            svc.attach(AttachRequest("c1", pid=101), wait=False)
+        assert [e.pid for e in svc.store.list()] == [100]
+    finally:
+        release.set()
+        detach.join()
+    assert svc.attach(AttachRequest("c1", pid=101), wait=False).pid == 101
 
 
 def test_parallel_attaches_get_distinct_addresses():
