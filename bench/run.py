@@ -36,6 +36,7 @@ RESULTS = Path(__file__).parent / "results"
 SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "200"))
 CONCURRENT = int(os.environ.get("BENCH_CONCURRENT", "400"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "16"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "4"))
 SCALE = int(os.environ.get("BENCH_SCALE", "1000"))
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -73,14 +74,9 @@ def cpu_ticks() -> tuple[int, int]:
     return user + nice + system + irq + softirq + steal, steal
 
 
-def steal_pct(since: tuple[int, int]) -> float:
-    """The share of busy CPU time the hypervisor gave other guests since
-    `since`: on a VM latencies grow with it, so each timing carries it."""
-    busy, steal = cpu_ticks()
-    return steal_share(busy - since[0], steal - since[1])
-
-
 def steal_share(busy: int, stolen: int) -> float:
+    """The share of busy CPU time the hypervisor gave other guests: on a VM
+    latencies grow with it, so each timing carries it."""
     return round(100 * stolen / max(1, busy), 1)
 
 
@@ -153,29 +149,80 @@ def verify_detached(sandbox: Sandbox, tool, containers: list[Container]) -> None
 
 # -- scenarios --------------------------------------------------------------
 
-def attach_detach(tool_cls: type, n: int, concurrent: bool) -> dict:
-    sandbox = Sandbox()
-    try:
-        sandbox.up()
-        with inside(sandbox.host):
-            tool = tool_cls(sandbox)
-            containers = [sandbox.container() for _ in range(n)]
-            items = list(enumerate(containers))
-            result = {}
-            for phase, call in (("attach", tool.attach), ("detach", tool.detach)):
-                since = cpu_ticks()
-                if concurrent:
-                    result[phase] = stats(*run_concurrently(call, items))
+class ToolRun:
+    """One tool in a sandbox of its own, through the rounds of a scenario."""
+
+    def __init__(self, tool_cls: type, n: int, concurrent: bool) -> None:
+        self.concurrent = concurrent
+        self.sandbox = Sandbox()
+        try:
+            self.sandbox.up()
+            with inside(self.sandbox.host):
+                self.tool = tool_cls(self.sandbox)
+                self.containers = [self.sandbox.container() for _ in range(n)]
+        except BaseException:
+            self.sandbox.down()
+            raise
+        self.latencies: dict[str, list[float]] = {"attach": [], "detach": []}
+        self.totals = {"attach": [0.0, 0, 0], "detach": [0.0, 0, 0]}  # wall seconds, busy and stolen CPU ticks
+        self.first_ping_lost = 0
+
+    def round(self, first: int, count: int) -> None:
+        """Attach containers first..first+count, verify, detach them, verify."""
+        items = list(enumerate(self.containers))[first:first + count]
+        with inside(self.sandbox.host):
+            for phase, call in (("attach", self.tool.attach), ("detach", self.tool.detach)):
+                busy, stolen = cpu_ticks()
+                if self.concurrent:
+                    latencies, wall = run_concurrently(call, items)
                 else:
-                    result[phase] = stats([timed(call, i, c) for i, c in items])
-                result[phase]["steal_pct"] = steal_pct(since)
+                    latencies = [timed(call, i, c) for i, c in items]
+                    wall = sum(latencies) / 1000
+                busy_now, stolen_now = cpu_ticks()
+                self.latencies[phase] += latencies
+                totals = self.totals[phase]
+                totals[0] += wall
+                totals[1] += busy_now - busy
+                totals[2] += stolen_now - stolen
                 if phase == "attach":
-                    result["first_ping_lost"] = verify_attached(tool, containers)
-            verify_detached(sandbox, tool, containers)
-            tool.close()
+                    self.first_ping_lost += verify_attached(self.tool, [c for _, c in items])
+            verify_detached(self.sandbox, self.tool, [c for _, c in items])
+
+    def result(self) -> dict:
+        result: dict = {"first_ping_lost": self.first_ping_lost}
+        for phase, (wall, busy, stolen) in self.totals.items():
+            result[phase] = stats(self.latencies[phase], wall) | {"steal_pct": steal_share(busy, stolen)}
         return result
+
+    def close(self) -> None:
+        try:
+            self.tool.close()
+        finally:
+            self.sandbox.down()
+
+
+def take_turns(runs: list, round_no: int) -> list:
+    """The runs in round round_no's order: each goes first in turn."""
+    k = round_no % len(runs)
+    return runs[k:] + runs[:k]
+
+
+def attach_detach(tools: list[type], n: int, concurrent: bool, rounds: int) -> dict:
+    """Each tool attaches and detaches n containers in `rounds` rounds, the
+    tools taking turns: a slow phase of the machine (CPU steal comes and goes
+    over seconds) then falls on every tool alike, not on whichever runs then."""
+    runs: list[ToolRun] = []
+    try:
+        for tool_cls in tools:
+            runs.append(ToolRun(tool_cls, n, concurrent))
+        size = -(-n // rounds)
+        for r in range(rounds):
+            for run in take_turns(runs, r):
+                run.round(r * size, size)
+        return {run.tool.name: run.result() for run in runs}
     finally:
-        sandbox.down()
+        for run in runs:
+            run.close()
 
 
 def rss_mib(pid: int) -> float:
@@ -286,6 +333,10 @@ def markdown(results: dict) -> str:
                              f"| {s['per_s']} | {cmp} | {s['steal_pct']} |")
     lost = [f"{tool} {r['first_ping_lost']} in {scenario}" for scenario, by_tool in results["scenarios"].items()
             for tool, r in by_tool.items() if r["first_ping_lost"]]
+    if results.get("rounds", 1) > 1:
+        lines += ["", f"Each scenario ran in {results['rounds']} rounds, the tools taking turns to go "
+                      "first, so a slow phase of the machine falls on every tool alike; the "
+                      "numbers pool all rounds."]
     lines += ["", "CPU steal: the share of the machine's busy CPU time, during the timed calls, in which a "
               "virtual CPU was ready to run but its hypervisor ran something else (waking an idle one "
               "counts too). It varies from run to run of the same tool, and latencies grow with it."]
@@ -322,14 +373,13 @@ def main() -> int:
     results: dict = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}",
+        "rounds": ROUNDS,
         "scenarios": {},
     }
     for label, n, concurrent in ((f"sequential {SEQUENTIAL}", SEQUENTIAL, False),
                                  (f"{CLIENTS} clients {CONCURRENT}", CONCURRENT, True)):
-        results["scenarios"][label] = {}
-        for tool_cls in tools:
-            print(f"bench: {label}: {tool_cls.name} …", flush=True)
-            results["scenarios"][label][tool_cls.name] = attach_detach(tool_cls, n, concurrent)
+        print(f"bench: {label}: {', '.join(t.name for t in tools)} in {ROUNDS} rounds …", flush=True)
+        results["scenarios"][label] = attach_detach(tools, n, concurrent, ROUNDS)
     if SCALE:
         print(f"bench: netd at {SCALE} endpoints …", flush=True)
         results["scale"] = netd_at_scale(SCALE)

@@ -1,4 +1,4 @@
-from bench.run import mark_visits, markdown, stats
+from bench.run import mark_visits, markdown, stats, take_turns
 
 
 def _phase(p50: float, per_s: float, steal: float) -> dict:
@@ -41,3 +41,15 @@ def test_scale_report_shows_each_mark_and_the_growth_from_the_first_to_the_last(
     assert "visiting the marks 10 → 1000 → 1000 → 10" in report
     assert "| attach at 1000 endpoints | 4.5 | 10.0 | 4.5 | 3.0 |" in report
     assert "From 10 to 1000 endpoints, attach p50 grew 1.50x and p99 1.25x." in report
+
+
+def test_tools_take_turns_going_first_round_by_round():
+    orders = [take_turns(["netd", "cni", "netavark"], r) for r in range(4)]
+    assert orders == [["netd", "cni", "netavark"], ["cni", "netavark", "netd"],
+                      ["netavark", "netd", "cni"], ["netd", "cni", "netavark"]]
+
+
+def test_report_says_the_rounds_were_pooled():
+    results = {"date": "D", "machine": "M", "rounds": 4, "scenarios": {"sequential 2": {
+        "netd": {"attach": _phase(2.0, 400.0, 5.0), "detach": _phase(20.0, 50.0, 6.0), "first_ping_lost": 0}}}}
+    assert "Each scenario ran in 4 rounds, the tools taking turns" in markdown(results)
