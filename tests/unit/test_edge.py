@@ -1,5 +1,6 @@
 """Errors at the gRPC edge: each NetdError becomes its status, the rest INTERNAL without a traceback."""
 
+import os
 import threading
 
 import grpc
@@ -150,3 +151,35 @@ def test_a_call_on_the_loop_runs_there_unless_offloaded_or_busy_and_aborts_with_
     finally:
         Servicer.pool.shutdown()
     assert (ctx.code, ctx.details) == (grpc.StatusCode.INVALID_ARGUMENT, "request: bad")
+
+
+@pytest.mark.parametrize("current,expected", [
+    ("", "-event_engine_listener"),
+    ("some_experiment", "some_experiment,-event_engine_listener"),
+    ("event_engine_listener", "event_engine_listener"),  # the operator's choice stands
+])
+def test_grpc_experiments_turn_the_event_engine_listener_off(current, expected):
+    from netd.server import grpc_experiments
+
+    assert grpc_experiments(current) == expected
+
+
+def test_grpc_sees_the_experiments_when_netd_imports_it_first():
+    import subprocess
+    import sys
+
+    # gRPC reads GRPC_EXPERIMENTS at import: record what it is at that moment.
+    probe = """
+import importlib.abc, os, sys
+seen = []
+class Probe(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "grpc" and not seen:
+            seen.append(os.environ.get("GRPC_EXPERIMENTS", ""))
+sys.meta_path.insert(0, Probe())
+import netd.daemon
+print(seen[0])
+"""
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_EXPERIMENTS"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.strip() == "-event_engine_listener"
