@@ -1,12 +1,18 @@
 """AttachContainer / DetachContainer / ListEndpoints against a real kernel."""
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import threading
+import time
 
 import grpc
 import pytest
 
+from netd.service import LOCK_STRIPES
+from netd.v1 import netd_pb2 as pb
 from tests.integration.conftest import Client
 from tests.sandbox import HOST_UPLINK_ADDR, OUTSIDE_ADDR, serve_in, sh, tcp_peer_seen, wait_for
 
@@ -138,6 +144,48 @@ def test_fifty_parallel_attaches_get_distinct_addresses(netd, client):
     assert len(set(results.values())) == 50
     ports = [link for link in netd.host_json("link", "show") if link.get("master") == "netd0"]
     assert len(ports) == 50
+
+
+def lock_stripes(ids):
+    """The lock stripe of each container id in a netd started with PYTHONHASHSEED=0."""
+    out = subprocess.run([sys.executable, "-c", f"import sys; print(*[hash(i) % {LOCK_STRIPES} for i in sys.argv[1:]])",
+                          *ids], env={**os.environ, "PYTHONHASHSEED": "0"}, capture_output=True, text=True, check=True)
+    return dict(zip(ids, map(int, out.stdout.split())))
+
+
+def test_an_attach_waiting_for_a_detach_of_its_id_holds_up_no_other_attach(sandbox, monkeypatch):
+    monkeypatch.setenv("PYTHONHASHSEED", "0")  # netd's lock stripes, known to the test
+    sandbox.start_netd()
+    client = Client(sandbox.socket)
+    stripes = lock_stripes(["old", *[f"other{i}" for i in range(8)]])
+    other = next(i for i, stripe in stripes.items() if stripe != stripes["old"])
+    first, second, third = sandbox.container(), sandbox.container(), sandbox.container()
+    # Published ports make the detach slow (veth deletion, then nft) and the first attach go to the pool.
+    veth = client.attach("old", pid=first.pid, ports=[pb.PortMapping(host_port=18081, container_port=80)]).host_ifname
+    finished = {}
+
+    def being_deleted():  # netd moves a veth into a link group of its own, then deletes the group
+        return [link.get("group") for link in sandbox.host_json("link", "show") if link["ifname"] == veth] != ["default"]
+
+    def call(name, fn, *args, **fields):
+        fn(*args, **fields)
+        finished[name] = time.monotonic()
+
+    detach = threading.Thread(target=call, args=("detach", client.detach, "old"))
+    detach.start()
+    wait_for(being_deleted, "the detach to hold the id's lock", timeout=5, interval=0.001)  # for ~30 ms more
+    again = threading.Thread(target=call, args=("again", client.attach, "old"), kwargs={"pid": second.pid})
+    again.start()
+    time.sleep(0.003)
+    call("other", client.attach, other, pid=third.pid)
+    detach.join()
+    again.join()
+    assert finished["other"] < finished["again"], "an attach of another id waited behind the busy one"
+    assert finished["detach"] < finished["again"], "the second attach of the id finished before its detach"
+    by_id = {e.container_id: e for e in client.list()}
+    assert by_id["old"].pid == second.pid and other in by_id
+    assert addresses(second)[1] == [by_id["old"].ip_address] and "eth0" not in first.run("ip", "-br", "link").stdout
+    client.channel.close()
 
 
 def test_pool_exhaustion_leaves_nothing_behind(sandbox):
