@@ -73,7 +73,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--firewall", choices=["auto", "nftables", "iptables", "none"],
                    help="firewall driver (default auto: nftables if installed)")
     p.add_argument("--firewall-check-interval", type=float, metavar="SECONDS",
-                   help="how often netd checks that its firewall rules are still in place (default 2)")
+                   help="how often netd checks that its firewall rules, bridges and pinned neighbour entries "
+                        "are still in place (default 2)")
     p.add_argument("--socket-group", help="group owning the socket (default root)")
     p.add_argument("--metrics-address", metavar="HOST:PORT", help="serve Prometheus metrics here (default: off)")
     p.add_argument("--log-format", choices=["json", "console"],

@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 
-from netd import netns
+from netd import netns, watch
 from netd.errors import AlreadyExists, FailedPrecondition, KernelError
 from netd.model import HOST_IFNAME_PREFIX, Endpoint, NetworkConfig, mac_for
 from netd.rtnl import IFF_UP, IPAddress, IPInterface, Link, NetlinkError, Route, Rtnl
@@ -226,6 +226,31 @@ def pin_neighbours(bridge_index: int, endpoints: list[Endpoint]) -> None:
             rtnl.forget_neighbours(bridge_index, stale)
     except NetlinkError as e:
         raise KernelError(f"failed to pin the neighbour entries of {len(endpoints)} endpoints: {e.strerror}") from e
+
+
+_neighbour_deletions = watch.NeighbourDeletions()
+
+
+def neighbours_deleted() -> bool:
+    """Were neighbour entries deleted (by anyone) since the last call?"""
+    return _neighbour_deletions.seen()
+
+
+def unpinned(bridge_index: int, endpoints: list[Endpoint]) -> list[Endpoint]:
+    """The endpoints whose pinned neighbour entries on the bridge are (partly) gone."""
+    try:
+        pinned = set(_rtnl().pinned_neighbours(bridge_index))
+    except NetlinkError as e:
+        raise KernelError(f"failed to list the neighbour entries of bridge {bridge_index}: {e.strerror}") from e
+    return [e for e in endpoints if not pinned.issuperset(_addresses(e))]
+
+
+def repin(bridge_index: int, endpoint: Endpoint) -> None:
+    """Pin the host's neighbour entries for the endpoint again."""
+    try:
+        _rtnl().pin_neighbours(bridge_index, [(a, endpoint.mac_address) for a in _addresses(endpoint)])
+    except NetlinkError as e:
+        raise KernelError(f"failed to pin the neighbour entry of {endpoint.address.ip}: {e.strerror}") from e
 
 
 def forget_neighbours(bridge_index: int, endpoint: Endpoint) -> None:

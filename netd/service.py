@@ -160,11 +160,29 @@ class Service:
                 self._pin_neighbours(net)
                 log.warning("bridge_repaired", bridge=net.bridge, network=net.name)
                 repairs += 1
+        if self.links.neighbours_deleted():
+            repairs += sum(self._repin(net) for net in self.networks)
         with self._firewall_lock:
             intact = self.firewall.intact(self.ruleset())
         if not intact:
             self.sync_firewall()
             log.warning("firewall_repaired", driver=self.firewall.name)
+            repairs += 1
+        return repairs
+
+    def _repin(self, net: NetworkConfig) -> int:
+        """Pin again the neighbour entries someone deleted. A detach deletes
+        its endpoint's own while holding the container id's lock: under that
+        lock the endpoint is looked up again, and is gone by then."""
+        bridge = self._bridges[net.name]
+        repairs = 0
+        for endpoint in self.links.unpinned(bridge, [e for e in self.store.list(net.name) if e.ready]):
+            with self._one_at_a_time(endpoint.container_id):
+                current = self.store.get(*endpoint.key)
+                if current is None or not current.ready:
+                    continue
+                self.links.repin(bridge, current)
+            log.warning("neighbour_repaired", container_id=current.container_id, address=str(current.address.ip))
             repairs += 1
         return repairs
 

@@ -1,5 +1,7 @@
 """Notice netd veths vanishing: when a container's netns dies the kernel
 destroys its veth pair, and the host end's RTM_DELLINK tells us at once.
+And notice neighbour entries deleted, so the healer looks for lost pins
+only then.
 
 A raw rtnetlink socket subscribed to link events, parsed by hand: only the
 header, the ifindex and IFLA_IFNAME are needed.
@@ -18,7 +20,9 @@ from collections.abc import Callable, Iterator
 from netd.model import HOST_IFNAME_PREFIX
 
 RTMGRP_LINK = 0x1
+RTMGRP_NEIGH = 0x4
 RTM_DELLINK = 17
+RTM_DELNEIGH = 29
 IFLA_IFNAME = 3
 NLMSG_HDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
@@ -55,18 +59,51 @@ def parse_deleted_links(data: bytes) -> Iterator[tuple[str, int]]:
         offset += _align(length)
 
 
-def only_deletions(sock: socket.socket) -> None:
-    """Let the kernel drop every link notification but RTM_DELLINK.
+def only_deletions(sock: socket.socket, msg_type: int = RTM_DELLINK) -> None:
+    """Let the kernel drop every notification but those of `msg_type`.
 
     Each attach sends several RTM_NEWLINK notifications (creation, master,
     flags, carrier); waking Python for each cost about a tenth of netd's CPU
     under load. A classic BPF filter on the socket looks at nlmsg_type, which
     is in host byte order while BPF loads are big-endian.
     """
-    dellink = struct.unpack(">H", struct.pack("=H", RTM_DELLINK))[0]
-    program = [(BPF_LD_H_ABS, 0, 0, 4), (BPF_JEQ_K, 0, 1, dellink), (BPF_RET_K, 0, 0, 0xFFFFFFFF), (BPF_RET_K, 0, 0, 0)]
+    wanted = struct.unpack(">H", struct.pack("=H", msg_type))[0]
+    program = [(BPF_LD_H_ABS, 0, 0, 4), (BPF_JEQ_K, 0, 1, wanted), (BPF_RET_K, 0, 0, 0xFFFFFFFF), (BPF_RET_K, 0, 0, 0)]
     code = ctypes.create_string_buffer(b"".join(struct.pack("=HBBI", *insn) for insn in program))
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack("@HP", len(program), ctypes.addressof(code)))
+
+
+class NeighbourDeletions:
+    """Was any neighbour entry deleted since the last look? Lets the healer
+    skip dumping the bridges' neighbour tables (1000 entries at scale) while
+    nothing was. The first look, and one after lost notifications, say yes:
+    nothing is known then."""
+
+    def __init__(self) -> None:
+        self._sock: socket.socket | None = None
+
+    def seen(self) -> bool:
+        if self._sock is None:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
+                                 socket.NETLINK_ROUTE)
+            try:
+                only_deletions(sock, RTM_DELNEIGH)
+                sock.bind((0, RTMGRP_NEIGH))
+            except OSError:
+                sock.close()
+                return True
+            self._sock = sock
+            return True
+        seen = False
+        while True:
+            try:
+                self._sock.recv(1 << 16)
+            except BlockingIOError:
+                return seen
+            except OSError as e:
+                if e.errno != errno.ENOBUFS:
+                    raise
+            seen = True
 
 
 def watch_deleted_veths(

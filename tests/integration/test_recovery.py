@@ -211,3 +211,16 @@ def test_pinned_neighbour_entries_lost_while_netd_was_down_come_back_at_start(ne
     netd.start_netd()
     assert pinned_neighbours(netd) == {"10.89.0.2"}
     assert c.run("ping", "-c1", "-W2", "10.89.0.1", check=False).returncode == 0
+
+
+def test_pinned_neighbour_entries_deleted_while_netd_runs_come_back(netd, client):
+    kept, lost = netd.container(), netd.container()
+    client.attach("c1", pid=kept.pid)
+    client.attach("c2", pid=lost.pid)
+    netd.in_host("ip", "neigh", "del", "10.89.0.3", "dev", "netd0")
+    assert pinned_neighbours(netd) == {"10.89.0.2"}
+    wait_for(lambda: pinned_neighbours(netd) == {"10.89.0.2", "10.89.0.3"}, "the deleted entry pinned again", timeout=5)
+    client.detach("c2")  # deletes its entry itself: that one must stay gone
+    time.sleep(1.5)  # three of the sandbox's heal intervals
+    assert pinned_neighbours(netd) == {"10.89.0.2"}
+    assert kept.run("ping", "-c1", "-W2", "10.89.0.1", check=False).returncode == 0

@@ -95,6 +95,18 @@ class FakeLinks:
     def forget_neighbours(self, bridge_index, endpoint):
         self.pins.get(bridge_index, set()).discard(endpoint.address.ip)
 
+    neighbour_deleted: bool = False  # set by a test that deletes pins behind netd's back
+
+    def neighbours_deleted(self):
+        seen, self.neighbour_deleted = self.neighbour_deleted, False
+        return seen
+
+    def unpinned(self, bridge_index, endpoints):
+        return [e for e in endpoints if e.address.ip not in self.pins.get(bridge_index, set())]
+
+    def repin(self, bridge_index, endpoint):
+        self.pins.setdefault(bridge_index, set()).add(endpoint.address.ip)
+
     def configure_container_side(self, ns_fd, endpoint, index, metric=0):
         self._maybe_fail("configure_container_side")
         self.configured.add(str(endpoint.address))

@@ -273,6 +273,19 @@ def test_heal_reapplies_firewall_only_when_flushed():
     assert svc.firewall.intact(svc.ruleset())
 
 
+def test_heal_pins_again_the_neighbour_entries_someone_deleted_and_only_after_a_deletion():
+    svc = make()
+    kept, lost = svc.attach(AttachRequest("c1", pid=100)), svc.attach(AttachRequest("c2", pid=101))
+    svc.links.pins[1].discard(lost.address.ip)
+    assert svc.heal() == 0 and lost.address.ip not in svc.links.pinned  # no deletion notified: no look
+    svc.links.neighbour_deleted = True
+    assert svc.heal() == 1
+    assert svc.links.pinned == {kept.address.ip, lost.address.ip}
+    svc.detach("c2")  # its own entries go with it, and stay gone
+    svc.links.neighbour_deleted = True
+    assert svc.heal() == 0 and svc.links.pinned == {kept.address.ip}
+
+
 def test_heal_recreates_a_deleted_bridge_and_reattaches_ports():
     svc = make()
     ep = svc.attach(AttachRequest("c1", pid=100))
