@@ -14,7 +14,7 @@ import socket
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, ip_address
 
 from netd import netns, watch
 from netd.errors import AlreadyExists, FailedPrecondition, KernelError
@@ -220,8 +220,8 @@ def pin_neighbours(bridge_index: int, endpoints: list[Endpoint]) -> None:
     try:
         if entries:
             rtnl.pin_neighbours(bridge_index, entries)
-        kept = {a for a, _ in entries}
-        stale = [a for a in rtnl.pinned_neighbours(bridge_index) if a not in kept]
+        kept = {a.packed for a, _ in entries}
+        stale = [ip_address(a) for a in rtnl.pinned_neighbours(bridge_index) - kept]
         if stale:
             rtnl.forget_neighbours(bridge_index, stale)
     except NetlinkError as e:
@@ -239,10 +239,10 @@ def neighbours_deleted() -> bool:
 def unpinned(bridge_index: int, endpoints: list[Endpoint]) -> list[Endpoint]:
     """The endpoints whose pinned neighbour entries on the bridge are (partly) gone."""
     try:
-        pinned = set(_rtnl().pinned_neighbours(bridge_index))
+        pinned = _rtnl().pinned_neighbours(bridge_index)
     except NetlinkError as e:
         raise KernelError(f"failed to list the neighbour entries of bridge {bridge_index}: {e.strerror}") from e
-    return [e for e in endpoints if not pinned.issuperset(_addresses(e))]
+    return [e for e in endpoints if not pinned.issuperset(a.packed for a in _addresses(e))]
 
 
 def repin(bridge_index: int, endpoint: Endpoint) -> None:
