@@ -94,16 +94,21 @@ class NeighbourDeletions:
                 return True
             self._sock = sock
             return True
-        seen = False
-        while True:
-            try:
-                self._sock.recv(1 << 16)
-            except BlockingIOError:
-                return seen
-            except OSError as e:
-                if e.errno != errno.ENOBUFS:
-                    raise
-            seen = True
+        return drain(self._sock)
+
+
+def drain(sock: socket.socket) -> bool:
+    """Read every notification queued on a non-blocking socket: did any arrive, or were some lost?"""
+    arrived = False
+    while True:
+        try:
+            sock.recv(1 << 16)
+        except BlockingIOError:
+            return arrived
+        except OSError as e:
+            if e.errno != errno.ENOBUFS:  # ENOBUFS: notifications were lost
+                raise
+        arrived = True
 
 
 def watch_deleted_veths(

@@ -9,14 +9,13 @@ makes its rules exactly that, so a change can never leave a stale rule.
 
 from __future__ import annotations
 
-import errno
 import shutil
 import socket
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from typing import Protocol
 
-from netd import runner
+from netd import runner, watch
 from netd.errors import FailedPrecondition
 from netd.model import NetworkConfig, PortMapping
 
@@ -101,16 +100,7 @@ class IntactCache:
                 return True
             self._sock = sock
             return True  # nothing known before the subscription
-        changed = False
-        while True:
-            try:
-                self._sock.recv(1 << 16)
-            except BlockingIOError:
-                return changed
-            except OSError as e:
-                if e.errno != errno.ENOBUFS:  # ENOBUFS: notifications were lost
-                    raise
-            changed = True
+        return watch.drain(self._sock)
 
 
 def select(name: str) -> Firewall:
