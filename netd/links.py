@@ -228,12 +228,12 @@ def pin_neighbours(bridge_index: int, endpoints: list[Endpoint]) -> None:
         raise KernelError(f"failed to pin the neighbour entries of {len(endpoints)} endpoints: {e.strerror}") from e
 
 
-_neighbour_deletions = watch.NeighbourDeletions()
+_neighbour_deletions = watch.Notifications(socket.NETLINK_ROUTE, watch.RTMGRP_NEIGH, only=watch.RTM_DELNEIGH)
 
 
 def neighbours_deleted() -> bool:
     """Were neighbour entries deleted (by anyone) since the last call?"""
-    return _neighbour_deletions.seen()
+    return _neighbour_deletions.arrived()
 
 
 def unpinned(bridge_index: int, endpoints: list[Endpoint]) -> list[Endpoint]:

@@ -349,7 +349,7 @@ class Rtnl:
     def pinned_neighbours(self, index: int) -> set[bytes]:
         """Addresses (packed) with a permanent neighbour entry on the link.
 
-        The healer asks after every neighbour deletion: at 1000 entries,
+        The healer asks after neighbour entries were deleted: at 1000 entries,
         reading NDA_DST where the kernel puts it (first) and leaving the
         bytes as they are takes a third of the time of parsing every
         attribute into address objects (2.3 against 7 ms)."""

@@ -1,7 +1,7 @@
 """Notice netd veths vanishing: when a container's netns dies the kernel
 destroys its veth pair, and the host end's RTM_DELLINK tells us at once.
-And notice neighbour entries deleted, so the healer looks for lost pins
-only then.
+Notifications tells a periodic check whether anything changed since its
+last look (nftables rulesets, neighbour entries deleted).
 
 A raw rtnetlink socket subscribed to link events, parsed by hand: only the
 header, the ifindex and IFLA_IFNAME are needed.
@@ -73,42 +73,53 @@ def only_deletions(sock: socket.socket, msg_type: int = RTM_DELLINK) -> None:
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack("@HP", len(program), ctypes.addressof(code)))
 
 
-class NeighbourDeletions:
-    """Was any neighbour entry deleted since the last look? Lets the healer
-    skip dumping the bridges' neighbour tables (1000 entries at scale) while
-    nothing was. The first look, and one after lost notifications, say yes:
-    nothing is known then."""
+class Notifications:
+    """Has the kernel multicast anything to `groups` since the last look?
 
-    def __init__(self) -> None:
+    Lets a periodic check skip work while nothing changed: the firewall
+    check its `nft` run, the healer its dump of the bridges' neighbour
+    tables (1000 entries at scale). The first look, one after lost
+    notifications, and every look once subscribing failed say yes: nothing
+    is known then. `only`: a message type; the kernel drops the others.
+    """
+
+    def __init__(self, protocol: int, groups: int, only: int | None = None) -> None:
+        self._protocol, self._groups, self._only = protocol, groups, only
         self._sock: socket.socket | None = None
+        self._unavailable = False
 
-    def seen(self) -> bool:
-        if self._sock is None:
-            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
-                                 socket.NETLINK_ROUTE)
-            try:
-                only_deletions(sock, RTM_DELNEIGH)
-                sock.bind((0, RTMGRP_NEIGH))
-            except OSError:
-                sock.close()
-                return True
-            self._sock = sock
-            return True
-        return drain(self._sock)
-
-
-def drain(sock: socket.socket) -> bool:
-    """Read every notification queued on a non-blocking socket: did any arrive, or were some lost?"""
-    arrived = False
-    while True:
+    def _subscribe(self) -> socket.socket | None:
         try:
-            sock.recv(1 << 16)
-        except BlockingIOError:
-            return arrived
-        except OSError as e:
-            if e.errno != errno.ENOBUFS:  # ENOBUFS: notifications were lost
-                raise
-        arrived = True
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
+                                 self._protocol)
+        except OSError:
+            return None
+        try:
+            if self._only is not None:
+                only_deletions(sock, self._only)
+            sock.bind((0, self._groups))
+        except OSError:
+            sock.close()
+            return None
+        return sock
+
+    def arrived(self) -> bool:
+        if self._unavailable:
+            return True
+        if self._sock is None:
+            self._sock = self._subscribe()
+            self._unavailable = self._sock is None
+            return True
+        arrived = False
+        while True:
+            try:
+                self._sock.recv(1 << 16)
+            except BlockingIOError:
+                return arrived
+            except OSError as e:
+                if e.errno != errno.ENOBUFS:  # ENOBUFS: notifications were lost
+                    raise
+            arrived = True
 
 
 def watch_deleted_veths(

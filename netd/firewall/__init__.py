@@ -10,7 +10,6 @@ makes its rules exactly that, so a change can never leave a stale rule.
 from __future__ import annotations
 
 import shutil
-import socket
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from typing import Protocol
@@ -76,8 +75,7 @@ class IntactCache:
     """
 
     def __init__(self, notified: bool = True) -> None:
-        self._sock: socket.socket | None = None
-        self._notified = notified
+        self._changes = watch.Notifications(NETLINK_NETFILTER, 1 << (NFNLGRP_NFTABLES - 1)) if notified else None
         self._intact: Ruleset | None = None
 
     def known_intact(self, rules: Ruleset) -> bool:
@@ -88,19 +86,7 @@ class IntactCache:
         self._intact = rules if intact else None
 
     def _changed(self) -> bool:
-        if not self._notified:
-            return True
-        if self._sock is None:
-            try:
-                sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
-                                     NETLINK_NETFILTER)
-                sock.bind((0, 1 << (NFNLGRP_NFTABLES - 1)))
-            except OSError:
-                self._notified = False
-                return True
-            self._sock = sock
-            return True  # nothing known before the subscription
-        return watch.drain(self._sock)
+        return self._changes is None or self._changes.arrived()
 
 
 def select(name: str) -> Firewall:
