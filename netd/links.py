@@ -7,6 +7,7 @@ One socket per thread: gRPC workers are long-lived, so each keeps its own.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import os
@@ -120,12 +121,14 @@ def _disable_ipv6(name: str) -> None:
     up adds a multicast route to the host's one IPv6 table and walks all of
     it, so attach and detach grew with the bridge's ports. Only a sysctl
     does this, and only before the link is up. Best effort: without it the
-    port works, at that cost (and the file is absent when IPv6 is)."""
-    try:
-        with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
-            f.write("1")
-    except OSError:
-        pass
+    port works, at that cost (and the file is absent when IPv6 is).
+    os.open and os.write: half the cost of a buffered text file (~25 µs)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, b"1")
+        finally:
+            os.close(fd)
 
 
 def configure_container_side(ns_fd: int, endpoint: Endpoint, index: int, metric: int = 0) -> None:

@@ -104,6 +104,19 @@ def parse_attrs(data: bytes, offset: int = 0) -> dict[int, bytes]:
     return found
 
 
+def find_attr(data: bytes, offset: int, kind: int) -> bytes | None:
+    """The first `kind` rtattr's payload, reading no further: a link's reply
+    has ~50 attributes, and parsing them all costs over twice as much."""
+    while offset + NLA.size <= len(data):
+        length, found = NLA.unpack_from(data, offset)
+        if length < NLA.size:
+            break
+        if found & ~NLA_F_NESTED == kind:
+            return data[offset + NLA.size: offset + length]
+        offset += (length + 3) & ~3
+    return None
+
+
 def text(payload: bytes | None) -> str:
     return payload.split(b"\0", 1)[0].decode(errors="replace") if payload else ""
 
@@ -359,9 +372,7 @@ class Rtnl:
                 _, ifindex, state, _, _ = NDMSG.unpack_from(body)
                 if ifindex != index or not state & NUD_PERMANENT:
                     continue
-                length, kind = NLA.unpack_from(body, NDMSG.size)
-                dst = (body[NDMSG.size + NLA.size: NDMSG.size + length] if kind == NDA_DST
-                       else parse_attrs(body, NDMSG.size).get(NDA_DST))
+                dst = find_attr(body, NDMSG.size, NDA_DST)
                 if dst:
                     found.add(dst)
         return found
@@ -426,8 +437,8 @@ class Rtnl:
         _raise_first(errors)
         index = IFINFO.unpack_from(replies[1])[2]
         # The kernel leaves IFLA_LINK out when the peer's index equals the link's own.
-        attrs = parse_attrs(replies[1], IFINFO.size)
-        return index, num(attrs[IFLA_LINK]) if IFLA_LINK in attrs else index
+        peer = find_attr(replies[1], IFINFO.size, IFLA_LINK)
+        return index, num(peer) if peer is not None else index
 
     def settle_port(self, index: int, bridge: int, addresses: list[IPAddress], mac: str) -> str | None:
         """Set the host end up and handle its carrier event now, pin the
@@ -453,7 +464,7 @@ class Rtnl:
         )
         up_error, link_error, neighbour_error, *pinned = errors
         _raise_first([up_error, link_error, 0 if neighbour_error == errno.ENOENT else neighbour_error, *pinned])
-        lladdr = parse_attrs(replies[2], NDMSG.size).get(NDA_LLADDR) if replies[2] else None
+        lladdr = find_attr(replies[2], NDMSG.size, NDA_LLADDR) if replies[2] else None
         return mac_text(lladdr) if lladdr else None
 
     def configure(self, index: int, addresses: list[IPInterface], gateways: list[IPAddress], gateway_mac: str,
@@ -461,21 +472,22 @@ class Rtnl:
         """Addresses, link up, lo up, the gateways' permanent neighbour
         entries (see settle_port), default routes: in that order (a route
         needs the first two). A failure names its step (NetlinkError.step)."""
+        # Steps are named (and their addresses formatted) only when one fails.
         steps = [
-            ("link settings", (RTM_NEWLINK, 0, no_ipv6_link_local_body(index))),
-            ("link settings", (RTM_NEWLINK, 0, arp_notify_body(index))),
-            *((f"address {a}", (RTM_NEWADDR, F_CREATE | F_EXCL, address_body(index, a))) for a in addresses),
-            ("link up", (RTM_NEWLINK, 0, link_up_body(index))),
-            ("lo up", (RTM_NEWLINK, 0, link_up_body(LOOPBACK_INDEX))),
-            *((f"neighbour entry of {g}", pin_request(index, g, gateway_mac)) for g in gateways),
-            *((f"default route via {g}", (RTM_NEWROUTE, F_CREATE | F_EXCL, default_route_body(index, g, metric)))
+            ("link settings", None, (RTM_NEWLINK, 0, no_ipv6_link_local_body(index))),
+            ("link settings", None, (RTM_NEWLINK, 0, arp_notify_body(index))),
+            *(("address", a, (RTM_NEWADDR, F_CREATE | F_EXCL, address_body(index, a))) for a in addresses),
+            ("link up", None, (RTM_NEWLINK, 0, link_up_body(index))),
+            ("lo up", None, (RTM_NEWLINK, 0, link_up_body(LOOPBACK_INDEX))),
+            *(("neighbour entry of", g, pin_request(index, g, gateway_mac)) for g in gateways),
+            *(("default route via", g, (RTM_NEWROUTE, F_CREATE | F_EXCL, default_route_body(index, g, metric)))
               for g in gateways),
         ]
-        _, errors = self.exchange(*(request for _, request in steps))
-        for (step, _), err in zip(steps, errors):
+        _, errors = self.exchange(*(request for _, _, request in steps))
+        for (step, subject, _), err in zip(steps, errors):
             if err:
                 error = NetlinkError(err, os.strerror(err))
-                error.step = step
+                error.step = step if subject is None else f"{step} {subject}"
                 raise error
 
     def set_group(self, names: list[str], group: int) -> list[int]:

@@ -20,6 +20,14 @@ def test_parse_attrs_round_trips_nested():
     assert rtnl.text(rtnl.parse_attrs(attrs[rtnl.IFLA_LINKINFO])[rtnl.IFLA_INFO_KIND]) == "veth"
 
 
+def test_find_attr_returns_the_first_of_its_kind_and_none_when_absent():
+    body = rtnl.name_attr("vndx") + rtnl.u32(rtnl.IFLA_LINK, 7) + rtnl.u32(rtnl.IFLA_LINK, 9)
+    assert rtnl.num(rtnl.find_attr(body, 0, rtnl.IFLA_LINK)) == 7
+    assert rtnl.text(rtnl.find_attr(body, 0, rtnl.IFLA_IFNAME)) == "vndx"
+    assert rtnl.find_attr(body, 0, rtnl.IFLA_MTU) is None
+    assert rtnl.find_attr(rtnl.NLA.pack(2, rtnl.IFLA_MTU) + body, 0, rtnl.IFLA_LINK) is None  # malformed: stop
+
+
 def test_veth_request_carries_peer_with_netns_fd_mac_and_mtu():
     body = rtnl.veth_body("vndhost", "eth0", 7, 3, 1400, "02:42:0a:59:00:02")
     link = rtnl.parse_link(body)
