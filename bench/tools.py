@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import threading
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 import grpc
 
@@ -29,6 +31,19 @@ from tests.sandbox import Container, Sandbox
 CNI_BRIDGE = "/usr/lib/cni/bridge"
 CNI_PATH = "/usr/lib/cni"
 NETAVARK = "/usr/lib/podman/netavark"
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a running process, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """User and system CPU time of this process's finished children, theirs
+    included: the plugin runs an exec'd tool made."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 class NetdTool:
@@ -43,6 +58,9 @@ class NetdTool:
         self.channel = grpc.insecure_channel(f"unix:{sandbox.socket}")
         self.stub = pb_grpc.NetdStub(self.channel)
         self.stub.ListEndpoints(pb.ListEndpointsRequest())  # connect outside the timings
+
+    def cpu_seconds(self) -> float:
+        return process_cpu_seconds(self.sandbox.netd_proc.pid)
 
     def client(self) -> NetdTool:
         return self
@@ -76,6 +94,8 @@ class CniTool:
         result = subprocess.run([CNI_BRIDGE], input=self.config, env=env, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"CNI {command} c{i}: {result.stdout}{result.stderr}")
+
+    cpu_seconds = staticmethod(children_cpu_seconds)
 
     def attach(self, i: int, c: Container) -> None:
         self._call("ADD", i, c)
@@ -119,6 +139,8 @@ class NetavarkTool:
                                     input=self._options(i), env=self.env, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"netavark {command} c{i}: {result.stdout}{result.stderr}")
+
+    cpu_seconds = staticmethod(children_cpu_seconds)
 
     def attach(self, i: int, c: Container) -> None:
         self._call("setup", i, c)

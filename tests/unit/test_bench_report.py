@@ -1,8 +1,13 @@
+import subprocess
+import sys
+import time
+
 from bench.run import mark_visits, markdown, stats, take_turns
+from bench.tools import children_cpu_seconds, process_cpu_seconds
 
 
-def _phase(p50: float, per_s: float, steal: float) -> dict:
-    return {"n": 2, "p50": p50, "p90": p50, "p99": p50, "max": p50, "per_s": per_s, "steal_pct": steal}
+def _phase(p50: float, per_s: float, steal: float, cpu: float = 1.0) -> dict:
+    return {"n": 2, "p50": p50, "p90": p50, "p99": p50, "max": p50, "per_s": per_s, "steal_pct": steal, "cpu_ms": cpu}
 
 
 def test_stats_take_throughput_from_the_wall_clock_when_given():
@@ -10,15 +15,16 @@ def test_stats_take_throughput_from_the_wall_clock_when_given():
     assert stats([1.0, 3.0])["per_s"] == 500.0  # sequential: back to back
 
 
-def test_report_compares_each_anchor_with_netd_and_carries_the_cpu_steal():
+def test_report_compares_each_anchor_with_netd_and_carries_the_tools_cpu_and_the_steal():
     results = {"date": "D", "machine": "M", "scenarios": {"sequential 2": {
-        "netd": {"attach": _phase(2.0, 400.0, 5.0), "detach": _phase(20.0, 50.0, 6.0), "first_ping_lost": 0},
-        "cni-bridge": {"attach": _phase(40.0, 25.0, 7.0), "detach": _phase(80.0, 12.5, 8.0), "first_ping_lost": 1},
+        "netd": {"attach": _phase(2.0, 400.0, 5.0, 3.1), "detach": _phase(20.0, 50.0, 6.0), "first_ping_lost": 0},
+        "cni-bridge": {"attach": _phase(40.0, 25.0, 7.0, 30.2), "detach": _phase(80.0, 12.5, 8.0),
+                       "first_ping_lost": 1},
     }}}
     report = markdown(results)
-    assert "| sequential 2 attach | netd | 2.0 | 2.0 | 2.0 | 2.0 | 400.0 | 1.0x | 5.0 |" in report
-    assert "| sequential 2 attach | cni-bridge | 40.0 | 40.0 | 40.0 | 40.0 | 25.0 | 20.0x (per s 16.0x) | 7.0 |" in report
-    assert "| sequential 2 detach | cni-bridge | 80.0 | 80.0 | 80.0 | 80.0 | 12.5 | 4.0x (per s 4.0x) | 8.0 |" in report
+    assert "| sequential 2 attach | netd | 2.0 | 2.0 | 2.0 | 2.0 | 400.0 | 1.0x | 3.1 | 5.0 |" in report
+    assert "| sequential 2 attach | cni-bridge | 40.0 | 40.0 | 40.0 | 40.0 | 25.0 | 20.0x (per s 16.0x) | 30.2 | 7.0 |" in report
+    assert "| sequential 2 detach | cni-bridge | 80.0 | 80.0 | 80.0 | 80.0 | 12.5 | 4.0x (per s 4.0x) | 1.0 | 8.0 |" in report
     assert "cni-bridge 1 in sequential 2" in report
 
 
@@ -53,3 +59,18 @@ def test_report_says_the_rounds_were_pooled():
     results = {"date": "D", "machine": "M", "rounds": 4, "scenarios": {"sequential 2": {
         "netd": {"attach": _phase(2.0, 400.0, 5.0), "detach": _phase(20.0, 50.0, 6.0), "first_ping_lost": 0}}}}
     assert "Each scenario ran in 4 rounds, the tools taking turns" in markdown(results)
+
+
+def test_cpu_seconds_count_a_finished_childs_work_and_a_running_process_work():
+    before = children_cpu_seconds()
+    subprocess.run([sys.executable, "-c", "sum(i * i for i in range(3_000_000))"], check=True)
+    assert children_cpu_seconds() - before > 0.05
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        deadline = time.monotonic() + 20
+        while process_cpu_seconds(busy.pid) < 0.1:
+            assert time.monotonic() < deadline, "a spinning process showed no CPU time"
+            time.sleep(0.05)
+    finally:
+        busy.kill()
+        busy.wait()
