@@ -40,8 +40,8 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 def children_cpu_seconds() -> float:
-    """User and system CPU time of this process's finished children, theirs
-    included: the plugin runs an exec'd tool made."""
+    """User and system CPU time of this process's children that have exited
+    and been waited for, with their own such children: what exec'd calls used."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
@@ -62,9 +62,6 @@ class NetdTool:
     def cpu_seconds(self) -> float:
         return process_cpu_seconds(self.sandbox.netd_proc.pid)
 
-    def client(self) -> NetdTool:
-        return self
-
     def attach(self, i: int, c: Container) -> None:
         self.stub.AttachContainer(pb.AttachContainerRequest(container_id=f"c{i}", pid=c.pid), timeout=60)
 
@@ -75,8 +72,28 @@ class NetdTool:
         self.channel.close()
 
 
-class CniTool:
+class ExecTool:
+    """A tool exec'd once per call: `commands` names its attach and detach."""
+
+    commands: tuple[str, str]
+    cpu_seconds = staticmethod(children_cpu_seconds)
+
+    def _call(self, command: str, i: int, c: Container) -> None:
+        raise NotImplementedError
+
+    def attach(self, i: int, c: Container) -> None:
+        self._call(self.commands[0], i, c)
+
+    def detach(self, i: int, c: Container) -> None:
+        self._call(self.commands[1], i, c)
+
+    def close(self) -> None:
+        pass
+
+
+class CniTool(ExecTool):
     name = "cni-bridge"
+    commands = ("ADD", "DEL")
     bridge = "cni0"
     subnet = IPv4Network("10.88.0.0/16")
 
@@ -95,20 +112,10 @@ class CniTool:
         if result.returncode != 0:
             raise RuntimeError(f"CNI {command} c{i}: {result.stdout}{result.stderr}")
 
-    cpu_seconds = staticmethod(children_cpu_seconds)
 
-    def attach(self, i: int, c: Container) -> None:
-        self._call("ADD", i, c)
-
-    def detach(self, i: int, c: Container) -> None:
-        self._call("DEL", i, c)
-
-    def close(self) -> None:
-        pass
-
-
-class NetavarkTool:
+class NetavarkTool(ExecTool):
     name = "netavark"
+    commands = ("setup", "teardown")
     bridge = "podman0"
     subnet = IPv4Network("10.77.0.0/16")
 
@@ -139,17 +146,6 @@ class NetavarkTool:
                                     input=self._options(i), env=self.env, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"netavark {command} c{i}: {result.stdout}{result.stderr}")
-
-    cpu_seconds = staticmethod(children_cpu_seconds)
-
-    def attach(self, i: int, c: Container) -> None:
-        self._call("setup", i, c)
-
-    def detach(self, i: int, c: Container) -> None:
-        self._call("teardown", i, c)
-
-    def close(self) -> None:
-        pass
 
 
 def available() -> list[type]:
