@@ -302,8 +302,12 @@ class Server:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     async def _build(self, socket_path: Path) -> grpc.aio.Server:
+        # No BDP probe: gRPC would PING the client on each request's data to
+        # size its receive window (for requests of a few hundred bytes), a
+        # round trip through the relay while the handler runs.
         server = grpc.aio.server(migration_thread_pool=self._pool,
-                                 options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
+                                 options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                                          ("grpc.http2.bdp_probe", 0)])
         pb_grpc.add_NetdServicer_to_server(self._servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
