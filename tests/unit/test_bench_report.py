@@ -61,7 +61,7 @@ def test_report_says_the_rounds_were_pooled():
     assert "Each scenario ran in 4 rounds, the tools taking turns" in markdown(results)
 
 
-def test_cpu_seconds_count_a_finished_childs_work_and_a_running_process_work():
+def test_cpu_seconds_of_finished_children_and_of_a_running_process():
     before = children_cpu_seconds()
     subprocess.run([sys.executable, "-c", "sum(i * i for i in range(3_000_000))"], check=True)
     assert children_cpu_seconds() - before > 0.05
