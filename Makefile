@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEB_PACKAGES := python3-venv iproute2 iptables nftables conntrack iputils-ping util-linux procps runc busybox-static containerd containernetworking-plugins podman
 PROTO := proto/netd/v1/netd.proto
 
-.PHONY: help dev deb proto test unit integration demo bench install lint clean
+.PHONY: help dev deb proto test unit integration demo bench bench-ab install lint clean
 
 # `make install`: netd in its own venv under NETD_HOME, commands in PREFIX/bin, the unit in UNITDIR.
 NETD_HOME ?= /opt/netd
@@ -18,6 +18,7 @@ help:
 	@echo "make test         unit + integration tests (integration needs root)"
 	@echo "make demo         netd's main job in a throwaway sandbox"
 	@echo "make bench        netd vs CNI bridge plugin and netavark, results in bench/results/"
+	@echo "make bench-ab A=REV [B=REV]  two builds of netd side by side (B: the working tree)"
 	@echo "make install      netd in $(NETD_HOME), netd/netctl in $(PREFIX)/bin, netd-cni in $(CNI_BIN_DIR), the units in $(UNITDIR)"
 	@echo "make proto        regenerate netd/v1/*_pb2*.py from $(PROTO)"
 
@@ -59,6 +60,10 @@ BENCH_DEB_PACKAGES := containernetworking-plugins netavark
 bench: dev
 	@$(MAKE) --no-print-directory deb DEB_PACKAGES="$(BENCH_DEB_PACKAGES)"
 	$(PY) -m bench.run
+
+# Two builds side by side, attaches alternating: `make bench-ab A=HEAD~1` (B: the working tree).
+bench-ab: dev
+	$(PY) -m bench.ab $(A) $(B)
 
 install:
 	@$(MAKE) --no-print-directory deb DEB_PACKAGES="python3-venv iproute2 nftables iptables conntrack"

@@ -2,6 +2,7 @@ import subprocess
 import sys
 import time
 
+from bench.ab import report, turns
 from bench.run import mark_visits, markdown, stats, take_turns
 from bench.tools import children_cpu_seconds, process_cpu_seconds
 
@@ -74,3 +75,12 @@ def test_cpu_seconds_of_finished_children_and_of_a_running_process():
     finally:
         busy.kill()
         busy.wait()
+
+
+def test_ab_builds_take_turns_going_first_and_the_report_compares_b_with_a():
+    assert [turns(i) for i in range(4)] == [(0, 1), (1, 0), (0, 1), (1, 0)]
+    a = {"p50": 4.0, "p90": 5.0, "p99": 10.0, "max": 12.0, "cpu_ms": 3.2}
+    b = {"p50": 3.0, "p90": 4.0, "p99": 8.0, "max": 9.0, "cpu_ms": 2.4}
+    text = report(["A HEAD~1", "B working tree"], [a, b], 12.5)
+    assert "| A HEAD~1 | 4.0 | 5.0 | 10.0 | 12.0 | 3.2 |" in text
+    assert "B / A: p50 0.750, p99 0.800, CPU 0.750" in text and "CPU steal 12.5%" in text
