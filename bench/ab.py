@@ -17,9 +17,9 @@ import tempfile
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from bench.run import cpu_ticks, inside, stats, steal_share, timed
+from bench.run import ToolRun, cpu_ticks, inside, stats, steal_share, timed
 from bench.tools import NetdTool
-from tests.sandbox import Sandbox, remove_leftovers
+from tests.sandbox import remove_leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
 ATTACHES = int(os.environ.get("AB_ATTACHES", "300"))
@@ -81,27 +81,22 @@ def main(argv: list[str]) -> int:
     labels = [f"A {revs[0]}", f"B {revs[1] or 'working tree'}"]
     remove_leftovers()
     with ExitStack() as stack:
-        sandboxes, tools, containers = [], [], []
+        runs: list[ToolRun] = []
         for rev in revs:
             tree = stack.enter_context(source_tree(rev))
-            sandbox = Sandbox()
-            stack.callback(sandbox.down)
-            sandbox.up()
-            with inside(sandbox.host), netd_from(tree):
-                tools.append(NetdTool(sandbox))
-                stack.callback(tools[-1].close)
-                containers.append([sandbox.container() for _ in range(ATTACHES)])
-            sandboxes.append(sandbox)
+            with netd_from(tree):
+                runs.append(ToolRun(NetdTool, ATTACHES, concurrent=False))
+            stack.callback(runs[-1].close)
         latencies: list[list[float]] = [[], []]
-        used = [tool.cpu_seconds() for tool in tools]
+        used = [run.tool.cpu_seconds() for run in runs]
         busy, stolen = cpu_ticks()
         for i in range(ATTACHES):
             for k in turns(i):
-                with inside(sandboxes[k].host):
-                    latencies[k].append(timed(tools[k].attach, i, containers[k][i]))
+                with inside(runs[k].sandbox.host):
+                    latencies[k].append(timed(runs[k].tool.attach, i, runs[k].containers[i]))
         busy_now, stolen_now = cpu_ticks()
-        results = [stats(latencies[k]) | {"cpu_ms": round((tools[k].cpu_seconds() - used[k]) * 1000 / ATTACHES, 2)}
-                   for k in range(2)]
+        results = [stats(latencies[k]) | {"cpu_ms": round((run.tool.cpu_seconds() - used[k]) * 1000 / ATTACHES, 2)}
+                   for k, run in enumerate(runs)]
     print(report(labels, results, steal_share(busy_now - busy, stolen_now - stolen)))
     return 0
 
