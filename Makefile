@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEB_PACKAGES := python3-venv iproute2 iptables nftables conntrack iputils-ping util-linux procps runc busybox-static containerd containernetworking-plugins podman
 PROTO := proto/netd/v1/netd.proto
 
-.PHONY: help dev deb proto test unit integration demo bench bench-ab install lint clean
+.PHONY: help dev deb proto test unit integration demo bench bench-deps bench-ab install lint clean
 
 # `make install`: netd in its own venv under NETD_HOME, commands in PREFIX/bin, the unit in UNITDIR.
 NETD_HOME ?= /opt/netd
@@ -55,14 +55,22 @@ demo: dev
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
 
-BENCH_DEB_PACKAGES := containernetworking-plugins netavark
+BENCH_DEB_PACKAGES := containernetworking-plugins netavark golang-go golang-google-grpc-dev golang-google-protobuf-dev
+GO_CLIENT := build/netd-bench-client
 
-bench: dev
+# The bench's Go client, built against Debian's Go packages (no module download).
+$(GO_CLIENT): bench/client/main.go
+	GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE=$(CURDIR)/build/gocache go build -o $@ ./bench/client
+
+bench-deps: dev
 	@$(MAKE) --no-print-directory deb DEB_PACKAGES="$(BENCH_DEB_PACKAGES)"
+	@$(MAKE) --no-print-directory $(GO_CLIENT)
+
+bench: bench-deps
 	$(PY) -m bench.run
 
 # Two builds side by side, attaches alternating: `make bench-ab A=HEAD~1` (B: the working tree).
-bench-ab: dev
+bench-ab: bench-deps
 	$(PY) -m bench.ab $(A) $(B)
 
 install:

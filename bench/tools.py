@@ -1,6 +1,8 @@
 """The tools under test, each driven the way its real callers drive it.
 
-- netd: gRPC over its Unix socket, from this (separate) process;
+- netd: gRPC over its Unix socket from a Go client (bench/client), as the
+  container runtimes that call it are written; also from grpcio's Python
+  client, as netctl calls it;
 - CNI `bridge` + `host-local`: the plugin binary exec'd per call with the CNI
   environment and the network config on stdin, masquerade on;
 - netavark: `netavark setup|teardown NETNS` with Podman's JSON on stdin
@@ -13,8 +15,10 @@ machine's own network.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import resource
 import subprocess
 import sys
@@ -28,6 +32,8 @@ from netd.v1 import netd_pb2 as pb
 from netd.v1 import netd_pb2_grpc as pb_grpc
 from tests.sandbox import Container, Sandbox
 
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "16"))  # concurrent callers
+GO_CLIENT = Path(__file__).resolve().parent.parent / "build" / "netd-bench-client"
 CNI_BRIDGE = "/usr/lib/cni/bridge"
 CNI_PATH = "/usr/lib/cni"
 NETAVARK = "/usr/lib/podman/netavark"
@@ -46,27 +52,110 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class GoClient:
+    """The Go client process (bench/client/main.go): one connection, and a
+    pair of pipes for each of `callers` concurrent callers. A call returns
+    the RPC's time in ms as the client measured it, so the pipes are not
+    counted."""
+
+    def __init__(self, socket: Path, callers: int = 1, program: Path = GO_CLIENT) -> None:
+        if not program.exists():
+            raise FileNotFoundError(f"{program} missing: `make bench` builds it")
+        self.free: queue.LifoQueue[tuple] = queue.LifoQueue()
+        theirs = []
+        for _ in range(callers):
+            (request_r, request_w), (answer_r, answer_w) = os.pipe(), os.pipe()
+            theirs += [request_r, answer_w]
+            self.free.put((os.fdopen(request_w, "w", buffering=1), os.fdopen(answer_r)))
+        args = [f"{theirs[k]}:{theirs[k + 1]}" for k in range(0, len(theirs), 2)]
+        self.proc = subprocess.Popen([str(program), str(socket), *args], pass_fds=theirs)
+        for fd in theirs:
+            os.close(fd)
+
+    def call(self, *words: str) -> float:
+        pipes = self.free.get()
+        requests, answers = pipes
+        try:
+            requests.write(" ".join(words) + "\n")
+            requests.flush()
+            line = answers.readline()
+        except BrokenPipeError:
+            line = ""
+        finally:
+            self.free.put(pipes)
+        if not line:
+            raise RuntimeError(f"the Go client exited ({self.proc.wait()})")
+        outcome, detail = line.rstrip("\n").split(" ", 1)
+        if outcome != "ok":
+            raise RuntimeError(f"netd {' '.join(words)}: {detail}")
+        return int(detail) / 1000
+
+    def close(self) -> None:
+        while not self.free.empty():
+            requests, answers = self.free.get()
+            with contextlib.suppress(BrokenPipeError):
+                requests.close()
+            answers.close()
+        self.proc.wait(timeout=30)
+
+
+def start_netd(sandbox: Sandbox) -> None:
+    # the production default check interval (the test sandbox uses a faster one)
+    sandbox.start_netd("--firewall", "nftables", "--firewall-check-interval", "2")
+
+
 class NetdTool:
+    """netd through the Go client, started and connected outside the timings.
+    attach, detach and list_endpoints return the time the client measured
+    (see bench.run.timed)."""
+
     name = "netd"
     bridge = "netd0"
     subnet = IPv4Network("10.89.0.0/16")
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
-        # the production default check interval (the test sandbox uses a faster one)
-        sandbox.start_netd("--firewall", "nftables", "--firewall-check-interval", "2")
-        self.channel = grpc.insecure_channel(f"unix:{sandbox.socket}")
-        self.stub = pb_grpc.NetdStub(self.channel)
-        self.stub.ListEndpoints(pb.ListEndpointsRequest())  # connect outside the timings
+        start_netd(sandbox)
+        self.client = GoClient(sandbox.socket, CLIENTS)
+        self.client.call("list")
 
     def cpu_seconds(self) -> float:
         return process_cpu_seconds(self.sandbox.netd_proc.pid)
+
+    def attach(self, i: int, c: Container) -> float:
+        return self.client.call("attach", f"c{i}", str(c.pid))
+
+    def detach(self, i: int, c: Container) -> float:
+        return self.client.call("detach", f"c{i}")
+
+    def list_endpoints(self) -> float:
+        return self.client.call("list")
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class NetdPythonTool(NetdTool):
+    """netd through grpcio's Python client, as netctl calls it; timed by the
+    bench around each call."""
+
+    name = "netd (Python client)"
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        start_netd(sandbox)
+        self.channel = grpc.insecure_channel(f"unix:{sandbox.socket}")
+        self.stub = pb_grpc.NetdStub(self.channel)
+        self.stub.ListEndpoints(pb.ListEndpointsRequest())  # connect outside the timings
 
     def attach(self, i: int, c: Container) -> None:
         self.stub.AttachContainer(pb.AttachContainerRequest(container_id=f"c{i}", pid=c.pid), timeout=60)
 
     def detach(self, i: int, c: Container) -> None:
         self.stub.DetachContainer(pb.DetachContainerRequest(container_id=f"c{i}"), timeout=60)
+
+    def list_endpoints(self) -> None:
+        self.stub.ListEndpoints(pb.ListEndpointsRequest(), timeout=60)
 
     def close(self) -> None:
         self.channel.close()
@@ -149,7 +238,7 @@ class NetavarkTool(ExecTool):
 
 
 def available() -> list[type]:
-    tools: list[type] = [NetdTool]
+    tools: list[type] = [NetdTool, NetdPythonTool]
     for tool, binary in ((CniTool, CNI_BRIDGE), (NetavarkTool, NETAVARK)):
         if os.path.exists(binary):
             tools.append(tool)

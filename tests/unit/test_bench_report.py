@@ -2,9 +2,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from bench.ab import report, turns
-from bench.run import mark_visits, markdown, stats, take_turns
-from bench.tools import children_cpu_seconds, process_cpu_seconds
+from bench.run import mark_visits, markdown, stats, take_turns, timed
+from bench.tools import GoClient, children_cpu_seconds, process_cpu_seconds
 
 
 def _phase(p50: float, per_s: float, steal: float, cpu: float = 1.0) -> dict:
@@ -19,11 +21,14 @@ def test_stats_take_throughput_from_the_wall_clock_when_given():
 def test_report_compares_each_anchor_with_netd_and_carries_the_tools_cpu_and_the_steal():
     results = {"date": "D", "machine": "M", "scenarios": {"sequential 2": {
         "netd": {"attach": _phase(2.0, 400.0, 5.0, 3.1), "detach": _phase(20.0, 50.0, 6.0), "first_ping_lost": 0},
+        "netd (Python client)": {"attach": _phase(2.5, 300.0, 5.0, 3.1), "detach": _phase(20.0, 50.0, 6.0),
+                                 "first_ping_lost": 0},
         "cni-bridge": {"attach": _phase(40.0, 25.0, 7.0, 30.2), "detach": _phase(80.0, 12.5, 8.0),
                        "first_ping_lost": 1},
     }}}
     report = markdown(results)
     assert "| sequential 2 attach | netd | 2.0 | 2.0 | 2.0 | 2.0 | 400.0 | 1.0x | 3.1 | 5.0 |" in report
+    assert "| sequential 2 attach | netd (Python client) | 2.5 | 2.5 | 2.5 | 2.5 | 300.0 | - | 3.1 | 5.0 |" in report
     assert "| sequential 2 attach | cni-bridge | 40.0 | 40.0 | 40.0 | 40.0 | 25.0 | 20.0x (per s 16.0x) | 30.2 | 7.0 |" in report
     assert "| sequential 2 detach | cni-bridge | 80.0 | 80.0 | 80.0 | 80.0 | 12.5 | 4.0x (per s 4.0x) | 1.0 | 8.0 |" in report
     assert "cni-bridge 1 in sequential 2" in report
@@ -84,3 +89,26 @@ def test_ab_builds_take_turns_going_first_and_the_report_compares_b_with_a():
     text = report(["A HEAD~1", "B working tree"], [a, b], 12.5)
     assert "| A HEAD~1 | 4.0 | 5.0 | 10.0 | 12.0 | 3.2 |" in text
     assert "B / A: p50 0.750, p99 0.800, CPU 0.750" in text and "CPU steal 12.5%" in text
+
+
+def test_a_call_that_times_itself_is_taken_at_its_word():
+    assert timed(lambda: 1.25) == 1.25
+    assert 0 < timed(lambda: None) < 1000
+
+
+def test_go_client_wrapper_reads_each_answer_and_raises_on_an_error(tmp_path):
+    # The Go client's line protocol on its IN:OUT pair, from bash (dash redirects only fds 0-9).
+    fake = tmp_path / "client"
+    fake.write_text('#!/bin/bash\nexec <&"${2%:*}" >&"${2#*:}"\n'
+                    'read -r line; echo "ok 2500"\n'
+                    'read -r line; echo "error AlreadyExists container_id c1 is attached"\n')
+    fake.chmod(0o755)
+    client = GoClient(tmp_path / "sock", program=fake)
+    try:
+        assert client.call("attach", "c1", "42") == 2.5
+        with pytest.raises(RuntimeError, match="netd attach c1 42: AlreadyExists container_id c1 is attached"):
+            client.call("attach", "c1", "42")
+        with pytest.raises(RuntimeError, match="the Go client exited"):
+            client.call("list")
+    finally:
+        client.close()
