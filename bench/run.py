@@ -36,6 +36,8 @@ SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "200"))
 CONCURRENT = int(os.environ.get("BENCH_CONCURRENT", "400"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "4"))
 SCALE = int(os.environ.get("BENCH_SCALE", "1000"))
+CHURN = int(os.environ.get("BENCH_CHURN", "500"))  # endpoints standing
+CHURN_CALLERS = 4
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -86,26 +88,29 @@ def timed(fn: Callable, *args: object) -> float:
     return own if own is not None else (time.perf_counter() - started) * 1000
 
 
-def run_concurrently(fn: Callable[[int, Container], None], items: list[tuple[int, Container]]) -> tuple[list[float], float]:
+def run_concurrently(fn: Callable[[int, Container], None], items: list[tuple[int, Container]],
+                     callers: int = CLIENTS) -> tuple[list[float], float]:
+    """fn on every item, `callers` calls at a time: each call's ms, in the
+    items' order, and the wall seconds for all."""
     work: queue.Queue = queue.Queue()
-    for item in items:
-        work.put(item)
-    latencies: list[float] = []
+    for n, item in enumerate(items):
+        work.put((n, item))
+    latencies: list[float] = [0.0] * len(items)
     errors: list[BaseException] = []
 
     def worker() -> None:
         while True:
             try:
-                i, c = work.get_nowait()
+                n, (i, c) = work.get_nowait()
             except queue.Empty:
                 return
             try:
-                latencies.append(timed(fn, i, c))
+                latencies[n] = timed(fn, i, c)
             except BaseException as e:  # noqa: BLE001
                 errors.append(e)
 
     started = time.perf_counter()
-    threads = [threading.Thread(target=worker) for _ in range(CLIENTS)]
+    threads = [threading.Thread(target=worker) for _ in range(callers)]
     for t in threads:
         t.start()
     for t in threads:
@@ -312,6 +317,44 @@ def netd_at_scale(n: int, probes: int = 200) -> dict:
         sandbox.down()
 
 
+def churn_items(standing: int, turnover: int) -> list[tuple[str, int]]:
+    """Containers 0..standing-1 are attached; one by one the oldest goes and
+    a new one comes, so `standing` endpoints stay: (detach 0, attach
+    standing, detach 1, attach standing+1, …)."""
+    assert turnover <= standing, "a container would be attached again before it was detached"
+    return [op for k in range(turnover) for op in (("detach", k), ("attach", standing + k))]
+
+
+def netd_churn(standing: int, turnover: int, callers: int = CHURN_CALLERS) -> dict:
+    """Containers coming and going, as on a busy node: with `standing`
+    endpoints attached, `callers` callers detach the oldest and attach new
+    ones, `turnover` of each, interleaved, so attaches meet detaches (and
+    their veths' deletion in the kernel); each kind of call is timed apart."""
+    sandbox = Sandbox()
+    try:
+        sandbox.up()
+        with inside(sandbox.host):
+            tool = NetdTool(sandbox)
+            containers = [sandbox.container() for _ in range(standing + turnover)]
+            run_concurrently(tool.attach, [(i, containers[i]) for i in range(standing)])
+            ops = churn_items(standing, turnover)
+            kinds = {i: kind for kind, i in ops}
+            busy, stolen = cpu_ticks()
+            latencies, wall = run_concurrently(lambda i, c: getattr(tool, kinds[i])(i, c),
+                                               [(i, containers[i]) for _, i in ops], callers)
+            busy_now, stolen_now = cpu_ticks()
+            first_ping_lost = verify_attached(tool, containers[turnover:])
+            run_concurrently(tool.detach, [(i, containers[i]) for i in range(turnover, standing + turnover)])
+            verify_detached(sandbox, tool, containers)
+            tool.close()
+        by_kind = {kind: [ms for (k, _), ms in zip(ops, latencies) if k == kind] for kind in ("attach", "detach")}
+        return {"standing": standing, "turnover": turnover, "callers": callers, "wall_s": round(wall, 2),
+                "steal_pct": steal_share(busy_now - busy, stolen_now - stolen), "first_ping_lost": first_ping_lost,
+                **{kind: stats(ms) for kind, ms in by_kind.items()}}
+    finally:
+        sandbox.down()
+
+
 # -- report -------------------------------------------------------------------
 
 def ratio(anchor: dict, netd: dict, key: str) -> str:
@@ -355,6 +398,16 @@ def markdown(results: dict) -> str:
               "counts too). It varies from run to run of the same tool, and latencies grow with it."]
     lines += ["", "Containers whose first ping to the gateway was lost after attach (stale ARP for a bridge "
               "whose MAC moved, or similar): " + (", ".join(lost) if lost else "none") + "."]
+    churn = results.get("churn")
+    if churn:
+        lines += ["", f"netd under churn ({churn['standing']} endpoints standing; {churn['callers']} callers detach the "
+                      f"oldest and attach new ones, {churn['turnover']} of each, interleaved, in "
+                      f"{churn['wall_s']} s at {churn['steal_pct']}% CPU steal; first ping lost in "
+                      f"{churn['first_ping_lost']}):", "",
+                  "| call | p50 ms | p90 ms | p99 ms | max ms |", "|---|---|---|---|---|"]
+        for kind in ("attach", "detach"):
+            s = churn[kind]
+            lines.append(f"| {kind} | {s['p50']} | {s['p90']} | {s['p99']} | {s['max']} |")
     scale = results.get("scale")
     if scale:
         visits = " → ".join(map(str, scale["visits"]))
@@ -393,6 +446,9 @@ def main() -> int:
                                  (f"{CLIENTS} clients {CONCURRENT}", CONCURRENT, True)):
         print(f"bench: {label}: {', '.join(t.name for t in tools)} in {ROUNDS} rounds …", flush=True)
         results["scenarios"][label] = attach_detach(tools, n, concurrent, ROUNDS)
+    if CHURN:
+        print(f"bench: netd under churn, {CHURN} endpoints standing …", flush=True)
+        results["churn"] = netd_churn(CHURN, CHURN * 4 // 5)
     if SCALE:
         print(f"bench: netd at {SCALE} endpoints …", flush=True)
         results["scale"] = netd_at_scale(SCALE)

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from bench.ab import report, turns
-from bench.run import mark_visits, markdown, stats, take_turns, timed
+from bench.run import churn_items, mark_visits, markdown, stats, take_turns, timed
 from bench.tools import GoClient, children_cpu_seconds, process_cpu_seconds
 
 
@@ -112,3 +112,17 @@ def test_go_client_wrapper_reads_each_answer_and_raises_on_an_error(tmp_path):
             client.call("list")
     finally:
         client.close()
+
+
+def test_churn_detaches_the_oldest_and_attaches_a_new_one_in_turn():
+    assert churn_items(3, 2) == [("detach", 0), ("attach", 3), ("detach", 1), ("attach", 4)]
+    with pytest.raises(AssertionError):
+        churn_items(2, 3)  # container 2 would be attached while still attached
+
+
+def test_churn_report_shows_attach_and_detach_apart():
+    churn = {"standing": 500, "turnover": 400, "callers": 4, "wall_s": 3.5, "steal_pct": 4.0, "first_ping_lost": 0,
+             "attach": _phase(9.0, 100.0, 0.0), "detach": _phase(30.0, 30.0, 0.0)}
+    report = markdown({"date": "D", "machine": "M", "scenarios": {}, "churn": churn})
+    assert "netd under churn (500 endpoints standing; 4 callers detach the oldest" in report
+    assert "| attach | 9.0 | 9.0 | 9.0 | 9.0 |" in report and "| detach | 30.0 | 30.0 | 30.0 | 30.0 |" in report
