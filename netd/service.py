@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import ModuleType
@@ -44,7 +44,6 @@ from netd.model import (
 from netd.store import Store
 
 log = structlog.get_logger("netd")
-LOCK_STRIPES = 64
 
 
 @dataclass(frozen=True)
@@ -56,6 +55,40 @@ class Inspection:
 
 class Busy(Exception):
     """Another call holds the container id's lock (raised only when told not to wait)."""
+
+
+class KeyedLocks:
+    """A lock per key, there while a call holds or waits for it.
+
+    Not a fixed set of locks shared by hashing (stripes): a detach holds its
+    id's lock while its veth goes (~24-40 ms), and with stripes an attach of
+    an unrelated id sharing the stripe waited that long: under churn, 4
+    callers detaching and attaching, attach p99 was ~30 ms against p90 ~7."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, list] = {}  # key → [lock, holders and waiters]
+
+    @contextmanager
+    def hold(self, key: str, wait: bool = True) -> Iterator[None]:
+        with self._guard:
+            entry = self._locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            if not entry[0].acquire(blocking=wait):
+                raise Busy(key)
+            try:
+                yield
+            finally:
+                entry[0].release()
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if not entry[1]:
+                    del self._locks[key]
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
 
 def _now() -> str:
@@ -83,17 +116,10 @@ class Service:
         self._firewall_lock = threading.Lock()
         # Calls for one container id run one at a time (an attach and a detach
         # of the same id must not interleave); different ids run in parallel.
-        self._id_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
+        self._id_locks = KeyedLocks()
 
-    @contextmanager
-    def _one_at_a_time(self, container_id: str, wait: bool = True) -> Iterator[None]:
-        lock = self._id_locks[hash(container_id) % LOCK_STRIPES]
-        if not lock.acquire(blocking=wait):
-            raise Busy(container_id)
-        try:
-            yield
-        finally:
-            lock.release()
+    def _one_at_a_time(self, container_id: str, wait: bool = True) -> AbstractContextManager[None]:
+        return self._id_locks.hold(container_id, wait)
 
     def network(self, name: str = "") -> NetworkConfig:
         """A configured network by name; "" is the default one."""
@@ -190,7 +216,7 @@ class Service:
 
     def attach(self, req: AttachRequest, caller: str = "", wait: bool = True) -> Endpoint:
         """wait=False: raise Busy, having done nothing, rather than wait for
-        another call on the same container id (or on one sharing its lock)."""
+        another call on the same container id."""
         started = time.perf_counter()
         net = self.network(req.network)
         with self._one_at_a_time(req.container_id, wait):

@@ -19,7 +19,7 @@ from netd.errors import (
 )
 from netd.firewall import Forward
 from netd.model import AttachRequest, NetworkConfig, PortMapping, host_ifname_for
-from netd.service import Busy, Service
+from netd.service import Busy, KeyedLocks, Service
 from netd.store.memory import MemoryStore
 from tests.unit.fakes import FakeFirewall, FakeLinks, FakeNamespaces
 
@@ -139,6 +139,43 @@ def test_attach_told_not_to_wait_leaves_a_busy_container_id_alone():
         release.set()
         detach.join()
     assert svc.attach(AttachRequest("c1", pid=101), wait=False).pid == 101
+
+
+def test_a_detach_waiting_for_its_veth_holds_up_no_other_container_id():
+    svc = make(alive=range(100, 600))
+    svc.attach(AttachRequest("c1", pid=100))
+    deleting, release = threading.Event(), threading.Event()
+    delete_link = svc.links.delete_link
+
+    def slow_delete(name):
+        deleting.set()
+        release.wait(5)
+        return delete_link(name)
+
+    svc.links.delete_link = slow_delete
+    detach = threading.Thread(target=svc.detach, args=("c1",))
+    detach.start()
+    try:
+        assert deleting.wait(5)
+        # With locks shared by hash (64 stripes), some of 400 other ids would share c1's and raise Busy.
+        for i in range(400):
+            svc.attach(AttachRequest(f"other{i}", pid=101 + i), wait=False)
+    finally:
+        release.set()
+        detach.join()
+    assert len(svc.store.list()) == 400
+    assert len(svc._id_locks) == 0  # nothing kept for ids no call holds
+
+
+def test_keyed_locks_serialise_one_key_and_raise_busy_when_told_not_to_wait():
+    locks = KeyedLocks()
+    with locks.hold("a"):
+        with pytest.raises(Busy):
+            with locks.hold("a", wait=False):
+                pass
+        with locks.hold("b", wait=False):
+            assert len(locks) == 2
+    assert len(locks) == 0
 
 
 def test_parallel_attaches_get_distinct_addresses():
