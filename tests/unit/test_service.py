@@ -1,4 +1,5 @@
 import threading
+from contextlib import contextmanager
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 
@@ -116,34 +117,9 @@ def test_bridge_full_before_the_kernel_refuses(monkeypatch):
         svc.attach(AttachRequest("c3", pid=102))
 
 
-def test_attach_told_not_to_wait_leaves_a_busy_container_id_alone():
-    svc = make()
-    svc.attach(AttachRequest("c1", pid=100))
-    deleting, release = threading.Event(), threading.Event()
-    delete_link = svc.links.delete_link
-
-    def slow_delete(name):  # the kernel's ~24 ms for a veth to go
-        deleting.set()
-        release.wait(5)
-        return delete_link(name)
-
-    svc.links.delete_link = slow_delete
-    detach = threading.Thread(target=svc.detach, args=("c1",))
-    detach.start()
-    try:
-        assert deleting.wait(5)
-        with pytest.raises(Busy):
-            svc.attach(AttachRequest("c1", pid=101), wait=False)
-        assert [e.pid for e in svc.store.list()] == [100]
-    finally:
-        release.set()
-        detach.join()
-    assert svc.attach(AttachRequest("c1", pid=101), wait=False).pid == 101
-
-
-def test_a_detach_waiting_for_its_veth_holds_up_no_other_container_id():
-    svc = make(alive=range(100, 600))
-    svc.attach(AttachRequest("c1", pid=100))
+@contextmanager
+def detaching(svc, container_id):
+    """A detach of container_id stopped while its veth goes (the kernel's ~24 ms), until the block ends."""
     deleting, release = threading.Event(), threading.Event()
     delete_link = svc.links.delete_link
 
@@ -153,16 +129,34 @@ def test_a_detach_waiting_for_its_veth_holds_up_no_other_container_id():
         return delete_link(name)
 
     svc.links.delete_link = slow_delete
-    detach = threading.Thread(target=svc.detach, args=("c1",))
+    detach = threading.Thread(target=svc.detach, args=(container_id,))
     detach.start()
     try:
         assert deleting.wait(5)
-        # With locks shared by hash (64 stripes), some of 400 other ids would share c1's and raise Busy.
-        for i in range(400):
-            svc.attach(AttachRequest(f"other{i}", pid=101 + i), wait=False)
+        yield
     finally:
         release.set()
         detach.join()
+        svc.links.delete_link = delete_link
+
+
+def test_attach_told_not_to_wait_leaves_a_busy_container_id_alone():
+    svc = make()
+    svc.attach(AttachRequest("c1", pid=100))
+    with detaching(svc, "c1"):
+        with pytest.raises(Busy):
+            svc.attach(AttachRequest("c1", pid=101), wait=False)
+        assert [e.pid for e in svc.store.list()] == [100]
+    assert svc.attach(AttachRequest("c1", pid=101), wait=False).pid == 101
+
+
+def test_a_detach_waiting_for_its_veth_holds_up_no_other_container_id():
+    svc = make(alive=range(100, 600))
+    svc.attach(AttachRequest("c1", pid=100))
+    with detaching(svc, "c1"):
+        # With locks shared by hash (64 stripes), some of 400 other ids would share c1's and raise Busy.
+        for i in range(400):
+            svc.attach(AttachRequest(f"other{i}", pid=101 + i), wait=False)
     assert len(svc.store.list()) == 400
     assert len(svc._id_locks) == 0  # nothing kept for ids no call holds
 
