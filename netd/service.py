@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import ModuleType
@@ -62,8 +62,9 @@ class KeyedLocks:
 
     Not a fixed set of locks shared by hashing (stripes): a detach holds its
     id's lock while its veth goes (~24-40 ms), and with stripes an attach of
-    an unrelated id sharing the stripe waited that long: under churn, 4
-    callers detaching and attaching, attach p99 was ~30 ms against p90 ~7."""
+    an unrelated id sharing the stripe waited that long. Under churn (4
+    callers detaching and attaching) attach p99 was 40 ms with 64 stripes,
+    16 ms with a lock per id."""
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
@@ -117,9 +118,6 @@ class Service:
         # Calls for one container id run one at a time (an attach and a detach
         # of the same id must not interleave); different ids run in parallel.
         self._id_locks = KeyedLocks()
-
-    def _one_at_a_time(self, container_id: str, wait: bool = True) -> AbstractContextManager[None]:
-        return self._id_locks.hold(container_id, wait)
 
     def network(self, name: str = "") -> NetworkConfig:
         """A configured network by name; "" is the default one."""
@@ -203,7 +201,7 @@ class Service:
         bridge = self._bridges[net.name]
         repairs = 0
         for endpoint in self.links.unpinned(bridge, [e for e in self.store.list(net.name) if e.ready]):
-            with self._one_at_a_time(endpoint.container_id):
+            with self._id_locks.hold(endpoint.container_id):
                 current = self.store.get(*endpoint.key)
                 if current is None or not current.ready:
                     continue
@@ -219,7 +217,7 @@ class Service:
         another call on the same container id."""
         started = time.perf_counter()
         net = self.network(req.network)
-        with self._one_at_a_time(req.container_id, wait):
+        with self._id_locks.hold(req.container_id, wait):
             if self.store.get(net.name, req.container_id) is not None:
                 raise AlreadyAttached(f"container {req.container_id} is already attached to network {net.name}")
             with self.namespaces.open_netns(req.pid, req.netns_path) as ns, ExitStack() as undo:
@@ -319,7 +317,7 @@ class Service:
         "". Returns how many endpoints were detached (0: none was attached)."""
         started = time.perf_counter()
         net_name = self.network(network).name if network else ""
-        with self._one_at_a_time(container_id):
+        with self._id_locks.hold(container_id):
             endpoints = [e for e in self.store.of_container(container_id) if not net_name or e.network == net_name]
             for endpoint in endpoints:
                 # The address is released only once the device is really gone.
@@ -433,7 +431,7 @@ class Service:
         takes ~1 ms, so this runs after start-up, while netd already serves."""
         repairs = 0
         for endpoint in self.store.list():
-            with self._one_at_a_time(endpoint.container_id):
+            with self._id_locks.hold(endpoint.container_id):
                 current = self.store.get(*endpoint.key)
                 if current is not None and current.ready:
                     repairs += self._reconcile_one(current, has_veth=True)
@@ -499,7 +497,7 @@ class Service:
         endpoint = self.store.by_host_ifname(host_ifname)
         if endpoint is None:
             return False
-        with self._one_at_a_time(endpoint.container_id):
+        with self._id_locks.hold(endpoint.container_id):
             # Re-read under the lock: a detach or re-attach may have won the race.
             current = self.store.get(*endpoint.key)
             if current is None or not current.ready or current.host_ifindex != ifindex:
