@@ -68,9 +68,11 @@ class GoClient:
             theirs += [request_r, answer_w]
             self.free.put((os.fdopen(request_w, "w", buffering=1), os.fdopen(answer_r)))
         args = [f"{theirs[k]}:{theirs[k + 1]}" for k in range(0, len(theirs), 2)]
-        self.proc = subprocess.Popen([str(program), str(socket), *args], pass_fds=theirs)
-        for fd in theirs:
-            os.close(fd)
+        try:
+            self.proc = subprocess.Popen([str(program), str(socket), *args], pass_fds=theirs)
+        finally:  # the child's ends are its own now, or nobody's
+            for fd in theirs:
+                os.close(fd)
 
     def call(self, *words: str) -> float:
         pipes = self.free.get()
