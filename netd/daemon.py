@@ -170,9 +170,8 @@ def serve(cfg: config.DaemonConfig) -> int:
                       host_ports=HostPorts())
     service.prepare()
 
-    gate = Gate(public, cfg.state_dir / "grpc.sock", listener)
-    grpc_server = server.Server(service, gate.private, gate.caller)
-    grpc_server.start()
+    grpc_server = server.Server(service)
+    gate = Gate(public, grpc_server.serve_connection, listener)
     set_socket_group(public, cfg.socket_group)
     # Callers wait in the socket's backlog until the store and the kernel
     # agree again: the gate accepts only once netd is ready.

@@ -1,11 +1,8 @@
 """The socket gate: who is calling?
 
-gRPC's Python server exposes neither a connection's fd nor its SO_PEERCRED,
-so netd accepts on the public socket itself, reads the caller's credentials
-from the kernel, and relays the bytes to gRPC's private socket (inside the
-0700 state dir, so only root reaches it directly). The relay's upstream
-socket is bound to an abstract name that gRPC reports as the call's peer;
-`caller()` turns that name back into the credentials.
+netd accepts on the public socket itself, reads each connection's
+credentials from the kernel (SO_PEERCRED) and hands the connection, with
+them, to the gRPC server (netd.rpc), which logs them with each mutating call.
 
 Under systemd the public socket can come from netd.socket (socket
 activation): it then outlives netd, and calls made while netd restarts wait
@@ -14,13 +11,13 @@ in its backlog instead of finding no socket.
 
 from __future__ import annotations
 
-import itertools
 import os
 import select
 import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +27,6 @@ from netd.errors import FailedPrecondition
 
 log = structlog.get_logger("netd")
 UCRED = struct.Struct("3i")  # pid, uid, gid
-CHUNK = 256 * 1024
 SD_LISTEN_FDS_START = 3
 
 
@@ -77,28 +73,13 @@ def inherited_listener() -> socket.socket | None:
     return sock
 
 
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(CHUNK):
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        try:
-            dst.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-
-
 class Gate:
-    def __init__(self, public: Path, private: Path, listener: socket.socket | None = None) -> None:
-        """Listens on `public`, or on `listener` (systemd's) when given."""
-        self.private = private
+    def __init__(self, public: Path, serve: Callable[[socket.socket, Caller], None],
+                 listener: socket.socket | None = None) -> None:
+        """Listens on `public`, or on `listener` (systemd's) when given;
+        serve(connection, caller) takes each accepted connection over."""
+        self._serve = serve
         self._listener = listener if listener is not None else listen_unix(public, 0o660)
-        self._prefix = f"netd-gate-{os.getpid()}-"
-        self._serial = itertools.count(1)
-        self._callers: dict[str, Caller] = {}
-        self._lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
         self._thread = threading.Thread(target=self._accept_loop, name="gate", daemon=True)
 
@@ -106,7 +87,7 @@ class Gate:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop accepting; relayed connections finish on their own. Connections
+        """Stop accepting; connections taken over are the server's. Connections
         not accepted yet stay queued in the socket's backlog, for the next netd
         when systemd holds the socket."""
         os.write(self._wake_w, b"x")
@@ -115,11 +96,6 @@ class Gate:
         self._listener.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
-
-    def caller(self, peer: str) -> Caller | None:
-        """Credentials behind a gRPC peer string such as 'unix-abstract:netd-gate-…'."""
-        with self._lock:
-            return self._callers.get(peer.removeprefix("unix-abstract:"))
 
     def _accept_loop(self) -> None:
         # Woken by a pipe, not by shutting the listener down: systemd's copy
@@ -140,34 +116,7 @@ class Gate:
                 time.sleep(0.1)
                 continue
             try:
-                self._relay(conn)
+                self._serve(conn, peer_credentials(conn))
             except OSError as e:
-                log.warning("gate_relay_failed", error=str(e))
+                log.warning("gate_accept_failed", error=str(e))
                 conn.close()
-
-    def _relay(self, conn: socket.socket) -> None:
-        who = peer_credentials(conn)
-        name = f"{self._prefix}{next(self._serial)}"
-        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        try:
-            upstream.bind("\0" + name)
-            upstream.connect(str(self.private))
-        except OSError:
-            upstream.close()
-            raise
-        with self._lock:
-            self._callers[name] = who
-        for sock in (conn, upstream):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CHUNK)
-        down = threading.Thread(target=_pump, args=(upstream, conn), daemon=True)
-        down.start()
-
-        def up() -> None:
-            _pump(conn, upstream)
-            down.join()
-            with self._lock:
-                self._callers.pop(name, None)
-            conn.close()
-            upstream.close()
-
-        threading.Thread(target=up, name=f"gate-{name}", daemon=True).start()

@@ -2,40 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import os
+import socket
 import threading
 import time
-from collections.abc import Callable, Coroutine
-from concurrent import futures
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-
-def grpc_experiments(current: str) -> str:
-    """GRPC_EXPERIMENTS with gRPC's EventEngine listener off, unless it names it.
-
-    With it, gRPC reads a request on one thread and hands it to another
-    before its completion queue's thread wakes the asyncio loop; the older
-    listener reads on the poller thread, which wakes the loop itself: two
-    hand-overs between threads fewer per call, and those are what grows when
-    the hypervisor steals CPU (README, Performance)."""
-    if "event_engine_listener" in current:
-        return current
-    return ",".join(filter(None, (current, "-event_engine_listener")))
-
-
-# gRPC reads it once, when first imported: in netd's daemon, just below.
-os.environ["GRPC_EXPERIMENTS"] = grpc_experiments(os.environ.get("GRPC_EXPERIMENTS", ""))
-
-import grpc  # noqa: E402
+import grpc
 import structlog
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1.health import aio as health_aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from netd import __version__, metrics, validate
+from netd import __version__, metrics, rpc, validate
 from netd.errors import InternalError, NetdError, Unavailable
 from netd.model import Endpoint, PortMapping
 from netd.rtnl import IFF_LOWER_UP, IFF_UP
@@ -116,28 +95,29 @@ def _without_waiting(method: Callable, servicer: NetdServicer, request: object,
         return None
 
 
-def on_the_loop(offload: Callable[[Any], bool]) -> Callable:
-    """A call served on the server's event loop itself, unless offload(request)
-    says it may take long, or the method, called with wait=False, raises Busy
-    because it would wait for another call (a detach holding the container
-    id's lock waits ~24 ms for its veth to go): then by a worker thread, and
-    the loop serves other calls meanwhile. A worker costs two hand-overs
-    between threads per call, and under many concurrent callers the workers
-    mostly pass Python's GIL around: on the loop, attaches run one after
-    another and netd spends ~20% less CPU on each."""
+def quick_unless(slow: Callable[[Any], bool]) -> Callable:
+    """A call the connection's own thread serves (rpc.Server.quick), unless
+    slow(request) says it may take long, or the method, called with
+    wait=False, raises Busy because it would wait for another call (a detach
+    holding the container id's lock waits ~24 ms for its veth to go): then a
+    worker thread does, and the connection serves other calls meanwhile. A
+    worker costs two hand-overs between threads per call, and under many
+    concurrent callers on one connection the workers mostly pass Python's
+    GIL around: served in turn, attaches cost ~20% less CPU each."""
 
     def decorate(method: Callable) -> Callable:
-        @functools.wraps(method)
-        async def wrapper(self: NetdServicer, request: object, context: grpc.aio.ServicerContext) -> object:
-            answer = None if offload(request) else _without_waiting(method, self, request, context)
+        wrapper = at_the_edge(method)
+
+        def quick(self: NetdServicer, request: object, context: rpc.Context) -> object:
+            answer = None if slow(request) else _without_waiting(method, self, request, context)
             if answer is None:
-                answer = await asyncio.get_running_loop().run_in_executor(
-                    self.pool, _answer, method, self, request, context)
+                raise rpc.Slow
             response, error = answer
             if error:
-                await context.abort(*error)
+                context.abort(*error)
             return response
 
+        wrapper.quick = quick
         return wrapper
 
     return decorate
@@ -155,21 +135,19 @@ def link_to_proto(link: object) -> pb.LinkState | None:
 
 
 class NetdServicer(pb_grpc.NetdServicer):
-    def __init__(self, service: Service, identify: Callable[[str], object], pool: futures.Executor) -> None:
+    def __init__(self, service: Service) -> None:
         self._service = service
-        self.pool = pool
-        self._identify = identify
         self._started = time.monotonic()
         # Set once start-up reconcile is done; until then calls get UNAVAILABLE.
         self.ready = threading.Event()
         self._listing = EndpointListing()
 
-    def _caller(self, context: grpc.ServicerContext) -> str:
-        """Who made this call, for the log: the gate's SO_PEERCRED record."""
-        return str(self._identify(context.peer()) or f"direct {context.peer()}")
+    def _caller(self, context: rpc.Context) -> str:
+        """Who made this call, for the log: the connection's SO_PEERCRED."""
+        return str(context.caller)
 
     # Publishing ports runs nft or iptables-restore, and waits for them.
-    @on_the_loop(offload=lambda request: len(request.ports) > 0)
+    @quick_unless(slow=lambda request: len(request.ports) > 0)
     def AttachContainer(self, request: pb.AttachContainerRequest, context: grpc.ServicerContext,
                         wait: bool = True) -> pb.AttachContainerResponse:
         req = validate.attach_request(
@@ -284,60 +262,35 @@ def _varint(n: int) -> bytes:
 
 
 class Server:
-    """gRPC's asyncio server on a thread of its own, on a private socket
-    (0600, root only); the gate relays the public one to it. Calls marked
-    on_the_loop run on that thread, the others on a pool of workers."""
+    """netd's gRPC API (Netd, health, reflection) on rpc.Server, serving
+    the connections the gate accepts."""
 
-    def __init__(self, service: Service, socket_path: Path, identify: Callable[[str], object], workers: int = 16) -> None:
-        self._pool = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc")
-        self._servicer = NetdServicer(service, identify, self._pool)
-        self.ready = self._servicer.ready
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="grpc-loop", daemon=True)
-        self._thread.start()
-        self._health = health_aio.HealthServicer()
-        self._server = self._run(self._build(socket_path))
-
-    def _run(self, coroutine: Coroutine) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
-
-    async def _build(self, socket_path: Path) -> grpc.aio.Server:
-        # No BDP probe: gRPC would PING the client on each request's data to
-        # size its receive window (for requests of a few hundred bytes), a
-        # round trip through the relay while the handler runs.
-        server = grpc.aio.server(migration_thread_pool=self._pool,
-                                 options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                                          ("grpc.http2.bdp_probe", 0)])
-        pb_grpc.add_NetdServicer_to_server(self._servicer, server)
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+    def __init__(self, service: Service, workers: int = 16) -> None:
+        self._rpc = rpc.Server(workers, MAX_MESSAGE_BYTES)
+        servicer = NetdServicer(service)
+        self.ready = servicer.ready
+        pb_grpc.add_NetdServicer_to_server(servicer, self._rpc)
+        for name in pb.DESCRIPTOR.services_by_name["Netd"].methods_by_name:
+            quick = getattr(getattr(NetdServicer, name), "quick", None)
+            if quick:
+                self._rpc.quick[f"/{SERVICE_NAME}/{name}"] = functools.partial(quick, servicer)
+        self._health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._rpc)
+        self.set_serving(False)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-            server,
+            self._rpc,
         )
-        socket_path.unlink(missing_ok=True)
-        old_umask = os.umask(0o177)
-        try:
-            server.add_insecure_port(f"unix:{socket_path}")
-        finally:
-            os.umask(old_umask)
-        return server
 
-    async def _set_health(self, status: int) -> None:
-        for name in (SERVICE_NAME, ""):
-            await self._health.set(name, status)
-
-    def start(self) -> None:
-        self._run(self._server.start())
+    def serve_connection(self, sock: socket.socket, caller: object) -> None:
+        self._rpc.serve_connection(sock, caller)
 
     def set_serving(self, serving: bool) -> None:
-        """grpc.health.v1's answer, from any thread."""
-        self._run(self._set_health(health_pb2.HealthCheckResponse.SERVING if serving
-                                   else health_pb2.HealthCheckResponse.NOT_SERVING))
+        """grpc.health.v1's answer."""
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in (SERVICE_NAME, ""):
+            self._health.set(name, status)
 
     def stop(self, grace: float) -> None:
-        """New calls get UNAVAILABLE; in-flight ones have `grace` seconds to finish."""
-        self._run(self._server.stop(grace))
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._pool.shutdown()
+        """New calls are refused; in-flight ones have `grace` seconds to finish."""
+        self._rpc.stop(grace)

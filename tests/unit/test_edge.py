@@ -1,6 +1,5 @@
 """Errors at the gRPC edge: each NetdError becomes its status, the rest INTERNAL without a traceback."""
 
-import os
 import threading
 
 import grpc
@@ -109,77 +108,35 @@ def test_endpoint_listing_uses_encodings_remembered_at_attach():
     assert listing.answer([endpoint()], "").endpoints[0].owner == ""  # an equal but new record is encoded again
 
 
-class FakeAioContext:
-    async def abort(self, code, details):
-        self.code, self.details = code, details
-        raise AbortCalled
-
-
-def test_a_call_on_the_loop_runs_there_unless_offloaded_or_busy_and_aborts_with_its_status():
-    import asyncio
-    from concurrent.futures import ThreadPoolExecutor
-
-    from netd.server import on_the_loop
+def test_a_quick_call_runs_unless_slow_or_busy_and_aborts_with_its_status():
+    from netd import rpc
+    from netd.server import quick_unless
     from netd.service import Busy
+
+    ran = []
 
     class Servicer:
         ready = threading.Event()
-        pool = ThreadPoolExecutor(1, thread_name_prefix="pool")
 
-        @on_the_loop(offload=lambda request: request == "slow")
+        @quick_unless(slow=lambda request: request == "slow")
         def Method(self, request, context, wait=True):
             if request == "bad":
                 raise errors.InvalidArgument("request: bad")
             if request == "contended" and not wait:
                 raise Busy("c1")
-            return threading.current_thread().name
+            ran.append((request, wait))
+            return request
 
     Servicer.ready.set()
-
-    async def calls():
-        loop_thread = threading.current_thread().name
-        assert await Servicer().Method("fast", None) == loop_thread
-        assert (await Servicer().Method("slow", None)).startswith("pool")
-        assert (await Servicer().Method("contended", None)).startswith("pool")
-        ctx = FakeAioContext()
-        with pytest.raises(AbortCalled):
-            await Servicer().Method("bad", ctx)
-        return ctx
-
-    try:
-        ctx = asyncio.run(calls())
-    finally:
-        Servicer.pool.shutdown()
+    quick = Servicer.Method.quick
+    assert quick(Servicer(), "fast", None) == "fast"
+    for request in ("slow", "contended"):
+        with pytest.raises(rpc.Slow):
+            quick(Servicer(), request, None)
+    ctx = FakeContext()
+    with pytest.raises(AbortCalled):
+        quick(Servicer(), "bad", ctx)
     assert (ctx.code, ctx.details) == (grpc.StatusCode.INVALID_ARGUMENT, "request: bad")
-
-
-@pytest.mark.parametrize("current,expected", [
-    ("", "-event_engine_listener"),
-    ("some_experiment", "some_experiment,-event_engine_listener"),
-    ("event_engine_listener", "event_engine_listener"),  # the operator's choice stands
-])
-def test_grpc_experiments_turn_the_event_engine_listener_off(current, expected):
-    from netd.server import grpc_experiments
-
-    assert grpc_experiments(current) == expected
-
-
-def test_grpc_sees_the_experiments_when_netd_imports_it_first():
-    import subprocess
-    import sys
-
-    # gRPC reads GRPC_EXPERIMENTS at import: record what it is at that moment.
-    probe = """
-import importlib.abc, os, sys
-seen = []
-class Probe(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "grpc" and not seen:
-            seen.append(os.environ.get("GRPC_EXPERIMENTS", ""))
-sys.meta_path.insert(0, Probe())
-import netd.daemon
-print(seen[0])
-"""
-    env = {k: v for k, v in os.environ.items() if k != "GRPC_EXPERIMENTS"}
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True).stdout
-    assert out.strip() == "-event_engine_listener"
+    # declined calls did nothing; a worker then runs the method itself, waiting
+    assert ran == [("fast", False)]
+    assert Servicer().Method("contended", None) == "contended" and ran[-1] == ("contended", True)
