@@ -36,7 +36,7 @@ MAX_HEADER_BLOCK = 64 * 1024
 GRPC_PREFIX = struct.Struct(">BI")  # compressed flag, length
 
 
-class ConnectionError_(Exception):
+class ProtocolError(Exception):
     """The peer broke the protocol: the connection ends with GOAWAY(code)."""
 
     def __init__(self, code: int, message: str) -> None:
@@ -156,7 +156,7 @@ class Connection:
     # -- receiving -------------------------------------------------------
 
     def receive(self, data: bytes) -> list:
-        """Events for the bytes read; raises ConnectionError_ on a protocol
+        """Events for the bytes read; raises ProtocolError on a protocol
         error (send what data_to_send() holds, the GOAWAY, then close)."""
         self._buffer += data
         events: list = []
@@ -164,10 +164,10 @@ class Connection:
             if not self._preface_seen:
                 if len(self._buffer) < len(PREFACE):
                     if not PREFACE.startswith(self._buffer):
-                        raise ConnectionError_(PROTOCOL_ERROR, "not an HTTP/2 client preface")
+                        raise ProtocolError(PROTOCOL_ERROR, "not an HTTP/2 client preface")
                     return events
                 if self._buffer[:len(PREFACE)] != PREFACE:
-                    raise ConnectionError_(PROTOCOL_ERROR, "not an HTTP/2 client preface")
+                    raise ProtocolError(PROTOCOL_ERROR, "not an HTTP/2 client preface")
                 del self._buffer[:len(PREFACE)]
                 self._preface_seen = True
             buffer, offset = self._buffer, 0
@@ -175,21 +175,21 @@ class Connection:
                 high, low, kind, flags, stream_id = FRAME_HEADER.unpack_from(buffer, offset)
                 length = high << 8 | low
                 if length > DEFAULT_MAX_FRAME:
-                    raise ConnectionError_(FRAME_SIZE_ERROR, f"frame of {length} bytes")
+                    raise ProtocolError(FRAME_SIZE_ERROR, f"frame of {length} bytes")
                 if len(buffer) - offset < 9 + length:
                     break
                 payload = bytes(buffer[offset + 9: offset + 9 + length])
                 offset += 9 + length
                 self._frame(kind, flags, stream_id & 0x7FFFFFFF, payload, events)
             del buffer[:offset]
-        except ConnectionError_ as e:
+        except ProtocolError as e:
             self.close(e.code)
             raise
         return events
 
     def _frame(self, kind: int, flags: int, stream_id: int, payload: bytes, events: list) -> None:
         if self._headers is not None and kind != CONTINUATION:
-            raise ConnectionError_(PROTOCOL_ERROR, "header block interrupted")
+            raise ProtocolError(PROTOCOL_ERROR, "header block interrupted")
         if kind == DATA:
             self._data(flags, stream_id, payload, events)
         elif kind == HEADERS:
@@ -202,10 +202,10 @@ class Connection:
                 self._end_headers(events)
         elif kind == CONTINUATION:
             if self._headers is None or self._headers[0] != stream_id:
-                raise ConnectionError_(PROTOCOL_ERROR, "CONTINUATION without HEADERS")
+                raise ProtocolError(PROTOCOL_ERROR, "CONTINUATION without HEADERS")
             self._headers[2].extend(payload)
             if len(self._headers[2]) > MAX_HEADER_BLOCK:
-                raise ConnectionError_(PROTOCOL_ERROR, "header block too large")
+                raise ProtocolError(PROTOCOL_ERROR, "header block too large")
             if flags & END_HEADERS:
                 self._end_headers(events)
         elif kind == SETTINGS:
@@ -223,7 +223,7 @@ class Connection:
         elif kind == GOAWAY:
             self.going_away = True
         elif kind == PUSH_PROMISE:
-            raise ConnectionError_(PROTOCOL_ERROR, "PUSH_PROMISE from a client")
+            raise ProtocolError(PROTOCOL_ERROR, "PUSH_PROMISE from a client")
         # PRIORITY and unknown frame types are ignored, as RFC 9113 asks.
 
     def _end_headers(self, events: list) -> None:
@@ -232,7 +232,7 @@ class Connection:
         try:
             fields = self._decoder.decode(bytes(block), raw=True)
         except hpack.HPACKError as e:
-            raise ConnectionError_(COMPRESSION_ERROR, f"header block: {e}") from None
+            raise ProtocolError(COMPRESSION_ERROR, f"header block: {e}") from None
         stream = self._streams.get(stream_id)
         if stream is not None:  # trailers from the client
             if flags & END_STREAM:
@@ -241,7 +241,7 @@ class Connection:
         if stream_id % 2 == 0 or stream_id <= self._last_stream:
             if stream_id <= self._last_stream:
                 return  # a stream already over (the client's trailers crossing our reset)
-            raise ConnectionError_(PROTOCOL_ERROR, f"stream {stream_id} opened by the client")
+            raise ProtocolError(PROTOCOL_ERROR, f"stream {stream_id} opened by the client")
         self._last_stream = stream_id
         if self.going_away or len(self._streams) >= MAX_STREAMS:
             self._out.append(frame(RST_STREAM, 0, stream_id, struct.pack(">I", REFUSED_STREAM)))
@@ -286,28 +286,28 @@ class Connection:
 
     def _settings(self, payload: bytes) -> None:
         if len(payload) % 6:
-            raise ConnectionError_(FRAME_SIZE_ERROR, "SETTINGS of a length not a multiple of 6")
+            raise ProtocolError(FRAME_SIZE_ERROR, "SETTINGS of a length not a multiple of 6")
         for offset in range(0, len(payload), 6):
             key, value = struct.unpack_from(">HI", payload, offset)
             if key == SETTINGS_INITIAL_WINDOW_SIZE:
                 if value > MAX_WINDOW:
-                    raise ConnectionError_(FLOW_CONTROL_ERROR, "initial window too large")
+                    raise ProtocolError(FLOW_CONTROL_ERROR, "initial window too large")
                 delta, self._peer_initial_window = value - self._peer_initial_window, value
                 for stream in self._streams.values():
                     stream.send_window += delta
             elif key == SETTINGS_MAX_FRAME_SIZE:
                 if not DEFAULT_MAX_FRAME <= value <= 2**24 - 1:
-                    raise ConnectionError_(PROTOCOL_ERROR, f"max frame size {value}")
+                    raise ProtocolError(PROTOCOL_ERROR, f"max frame size {value}")
                 self._peer_max_frame = value
 
     def _window_update(self, stream_id: int, payload: bytes) -> None:
         if len(payload) != 4:
-            raise ConnectionError_(FRAME_SIZE_ERROR, "WINDOW_UPDATE of a length other than 4")
+            raise ProtocolError(FRAME_SIZE_ERROR, "WINDOW_UPDATE of a length other than 4")
         increment = struct.unpack(">I", payload)[0] & 0x7FFFFFFF
         if stream_id == 0:
             self._send_window += increment
             if self._send_window > MAX_WINDOW:
-                raise ConnectionError_(FLOW_CONTROL_ERROR, "connection window over 2^31-1")
+                raise ProtocolError(FLOW_CONTROL_ERROR, "connection window over 2^31-1")
         elif stream_id in self._streams:
             self._streams[stream_id].send_window += increment
 
@@ -379,5 +379,5 @@ class Connection:
 
 def _unpad(payload: bytes) -> bytes:
     if not payload or payload[0] >= len(payload):
-        raise ConnectionError_(PROTOCOL_ERROR, "padding longer than the frame")
+        raise ProtocolError(PROTOCOL_ERROR, "padding longer than the frame")
     return payload[1:len(payload) - payload[0]]

@@ -23,7 +23,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent import futures
 from typing import Any
 
@@ -46,14 +46,6 @@ class Aborted(Exception):
     def __init__(self, code: grpc.StatusCode, details: str) -> None:
         super().__init__(details)
         self.code, self.details = code, details
-
-
-def _timeout_seconds(text: str) -> float | None:
-    """grpc-timeout: digits and a unit (H M S m u n)."""
-    units = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
-    if len(text) < 2 or not text[:-1].isdigit() or text[-1] not in units:
-        return None
-    return int(text[:-1]) * units[text[-1]]
 
 
 class Context:
@@ -85,25 +77,10 @@ class Context:
         self._call.callbacks.append(callback)
         return True
 
-    def time_remaining(self) -> float | None:
-        deadline = self._call.deadline
-        return None if deadline is None else max(0.0, deadline - time.monotonic())
-
-    def invocation_metadata(self) -> tuple:
-        return tuple((k, v) for k, v in self._call.headers.items() if not k.startswith(":"))
-
-    def send_initial_metadata(self, metadata: object) -> None:
-        pass
-
-    def set_trailing_metadata(self, metadata: object) -> None:
-        pass
-
 
 class _Call:
-    def __init__(self, stream_id: int, path: str, handler: grpc.RpcMethodHandler, headers: dict[str, str]) -> None:
-        self.stream_id, self.path, self.handler, self.headers = stream_id, path, handler, headers
-        timeout = _timeout_seconds(headers.get("grpc-timeout", ""))
-        self.deadline = None if timeout is None else time.monotonic() + timeout
+    def __init__(self, stream_id: int, path: str, handler: grpc.RpcMethodHandler) -> None:
+        self.stream_id, self.path, self.handler = stream_id, path, handler
         self.requests: list[bytes] = []  # unary: the request, once whole
         self.stream: queue.SimpleQueue | None = queue.SimpleQueue() if handler.request_streaming else None
         self.callbacks: list[Callable[[], None]] = []
@@ -194,7 +171,7 @@ class _Connection:
                     self._flush()
                 for event in events:
                     self._on(event)
-        except h2.ConnectionError_ as e:
+        except h2.ProtocolError as e:
             log.warning("rpc_protocol_error", caller=str(self.caller), error=str(e))
             with self.lock:
                 self._flush()
@@ -238,7 +215,7 @@ class _Connection:
     def _start(self, event: h2.Call) -> None:
         path = event.headers.get(":path", "")
         handler = self.server.methods.get(path)
-        call = _Call(event.stream_id, path, handler or _UNKNOWN, event.headers)
+        call = _Call(event.stream_id, path, handler or _UNKNOWN)
         with self.lock:
             self.calls[event.stream_id] = call
         if handler is None:

@@ -176,7 +176,7 @@ def test_after_goaway_new_streams_are_refused_and_open_ones_finish():
 ])
 def test_protocol_errors_end_the_connection_with_goaway(data):
     server = h2.Connection(1024)
-    with pytest.raises(h2.ConnectionError_):
+    with pytest.raises(h2.ProtocolError):
         server.receive(data)
     out = server.data_to_send()
     _, _, kind, _, stream_id = h2.FRAME_HEADER.unpack_from(out, len(out) - 17)  # the last frame
