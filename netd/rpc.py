@@ -244,7 +244,10 @@ class _Connection:
             except Exception as e:  # noqa: BLE001 - the edge
                 self._fail(call, context, e)
                 return
-        self.server.submit(self._run, call)
+        try:
+            self.server.submit(self._run, call)
+        except RuntimeError:  # the pool is shut down: netd is stopping
+            self._finish(call, UNAVAILABLE, "netd is shutting down")
 
     def _thread(self, call: _Call) -> None:
         threading.Thread(target=self._run, args=(call,), name=f"rpc-{call.path}", daemon=True).start()
