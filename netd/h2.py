@@ -238,9 +238,9 @@ class Connection:
             if flags & END_STREAM:
                 self._half_close(stream_id, stream, events)
             return
-        if stream_id % 2 == 0 or stream_id <= self._last_stream:
-            if stream_id <= self._last_stream:
-                return  # a stream already over (the client's trailers crossing our reset)
+        if stream_id <= self._last_stream:
+            return  # a stream already over (the client's trailers crossing our reset)
+        if stream_id % 2 == 0:
             raise ProtocolError(PROTOCOL_ERROR, f"stream {stream_id} opened by the client")
         self._last_stream = stream_id
         if self.going_away or len(self._streams) >= MAX_STREAMS:

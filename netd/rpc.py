@@ -58,9 +58,6 @@ class Context:
         self.code: grpc.StatusCode | None = None
         self.details = ""
 
-    def peer(self) -> str:
-        return f"unix:{self.caller}"
-
     def abort(self, code: grpc.StatusCode, details: str) -> None:
         raise Aborted(code, details)
 
