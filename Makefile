@@ -19,7 +19,7 @@ help:
 	@echo "make demo         netd's main job in a throwaway sandbox"
 	@echo "make bench        netd vs CNI bridge plugin and netavark, results in bench/results/"
 	@echo "make bench-ab A=REV [B=REV]  two builds of netd side by side (B: the working tree)"
-	@echo "make install      netd in $(NETD_HOME), netd/netctl in $(PREFIX)/bin, netd-cni in $(CNI_BIN_DIR), the units in $(UNITDIR)"
+	@echo "make install      netd in $(NETD_HOME), netd/netctl in $(PREFIX)/bin, netd-cni in $(CNI_BIN_DIR), the unit in $(UNITDIR)"
 	@echo "make proto        regenerate netd/v1/*_pb2*.py from $(PROTO)"
 
 deb:
@@ -82,7 +82,6 @@ install:
 	ln -sf $(NETD_HOME)/bin/netctl $(PREFIX)/bin/netctl
 	ln -sf $(NETD_HOME)/bin/netd-cni $(CNI_BIN_DIR)/netd-cni
 	sed 's#^ExecStart=/usr/local/bin/netd#ExecStart=$(PREFIX)/bin/netd#' systemd/netd.service > $(UNITDIR)/netd.service
-	install -m 0644 systemd/netd.socket $(UNITDIR)/netd.socket
 	chmod 0644 $(UNITDIR)/netd.service
 	@if [ "$(UNITDIR)" = /etc/systemd/system ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 	@echo "installed; start it with: systemctl enable --now netd"

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import structlog
 
-from netd import config, firewall, links, metrics, netns, server, watch
+from netd import config, firewall, metrics
+from netd.api.server import Server
 from netd.errors import FailedPrecondition, NetdError
-from netd.gate import Gate, inherited_listener
-from netd.hostports import HostPorts
+from netd.firewall.hostports import HostPorts
+from netd.kernel import links, netns, watch
 from netd.service import Service
 from netd.store.sqlite import SqliteStore
 
@@ -125,9 +126,21 @@ def heal(service: Service, set_serving: Callable[[bool], None]) -> None:
     set_serving(True)
 
 
+def verify(service: Service) -> None:
+    """Garbage collection and a look inside every container, once, after start-up."""
+    started = time.monotonic()
+    try:
+        repairs = service.verify_containers()
+    except NetdError as e:
+        log.error("verify_failed", error=str(e))
+        return
+    metrics.count_repairs("reconcile", repairs)
+    log.info("verified", endpoints=len(service.list()), repairs=repairs,
+             ms=round((time.monotonic() - started) * 1000))
+
+
 def start_background_loops(service: Service, set_serving: Callable[[bool], None], cfg: config.DaemonConfig, stop: threading.Event) -> None:
-    threading.Thread(target=lambda: metrics.count_repairs("reconcile", service.verify_containers()),
-                     name="verify-containers", daemon=True).start()
+    threading.Thread(target=lambda: verify(service), name="verify-containers", daemon=True).start()
     in_background("healer", lambda: heal(service, set_serving), stop, cfg.firewall_check_interval)
     in_background("link-watcher", lambda: watch.watch_deleted_veths(
         lambda name, index: metrics.count_repairs("container_gone", service.forget_if_gone(name, index)),
@@ -157,11 +170,7 @@ def serve(cfg: config.DaemonConfig) -> int:
     started = time.monotonic()
     raise_fd_limit()
     lock_fd = lock_state_dir(cfg.state_dir)
-    listener = inherited_listener()
-    # Socket activation (netd.socket): systemd's socket, not --socket.
-    public = Path(listener.getsockname()) if listener else cfg.socket
-    if not listener:
-        check_socket_dir(public)
+    check_socket_dir(cfg.socket)
     store = SqliteStore(cfg.state_dir / "netd.db")
     networks = config.networks(cfg, links.uplink_mtu())
     fw = firewall.select(cfg.firewall)
@@ -169,26 +178,23 @@ def serve(cfg: config.DaemonConfig) -> int:
     service = Service(networks=networks, store=store, links=links, namespaces=netns, firewall=fw,
                       host_ports=HostPorts())
     service.prepare()
-
-    grpc_server = server.Server(service)
-    gate = Gate(public, grpc_server.serve_connection, listener)
-    set_socket_group(public, cfg.socket_group)
-    # Callers wait in the socket's backlog until the store and the kernel
-    # agree again: the gate accepts only once netd is ready.
+    # The store and the kernel agree again before the socket exists: a
+    # caller meanwhile finds none, and waits (wait_for_ready) or retries.
     repairs = service.reconcile()
     service.hold_published_ports()
+    grpc_server = Server(service, cfg.socket)
+    set_socket_group(cfg.socket, cfg.socket_group)
     # Everything allocated so far (modules, gRPC, the store's mirror) lives
     # as long as netd: keep it out of the collector's full passes, whose
     # pauses otherwise show up as tens of milliseconds on some calls.
     gc.freeze()
-    grpc_server.ready.set()
     grpc_server.set_serving(True)
-    gate.start()
+    grpc_server.start()
     if cfg.metrics_address:
         metrics.enable(cfg.metrics_address, service)
     metrics.count_repairs("reconcile", repairs)
     count = len(service.list())
-    log.info("serving", socket=str(public), socket_activated=listener is not None,
+    log.info("serving", socket=str(cfg.socket),
              networks={n.name: f"{n.bridge} {n.subnet} {n.subnet6 or ''} mtu {n.mtu}".replace("  ", " ")
                        for n in networks},
              firewall=fw.name, endpoints=count, repairs=repairs, ms=round((time.monotonic() - started) * 1000))
@@ -203,7 +209,6 @@ def serve(cfg: config.DaemonConfig) -> int:
     # In-flight calls finish, new ones get UNAVAILABLE; endpoints stay up so
     # containers keep their network while netd restarts.
     sd_notify("STOPPING=1")
-    gate.stop()
     grpc_server.set_serving(False)
     grpc_server.stop(SHUTDOWN_GRACE_SECONDS)
     store.close()

@@ -1,7 +1,7 @@
 """The one error tree of netd.
 
 Every error netd raises on purpose is a NetdError. Each class names the gRPC
-status it becomes at the edge (server.py), so the mapping lives here, next to
+status it becomes at the edge (api/servicer.py), so the mapping lives here, next to
 the meaning:
 
     NetdError
@@ -17,7 +17,8 @@ the meaning:
     │   ├── PoolExhausted      RESOURCE_EXHAUSTED no free address left
     │   └── BridgeFull         RESOURCE_EXHAUSTED bridge port limit reached
     ├── FailedPrecondition     FAILED_PRECONDITION e.g. the netns is netd's own
-    ├── Unavailable            UNAVAILABLE        netd is starting (reconciling)
+    ├── Unavailable            UNAVAILABLE        netd cannot serve the call now
+    ├── DeadlineExceeded       DEADLINE_EXCEEDED  the caller's deadline passed before the work started
     └── InternalError          INTERNAL           the system failed, not the input
         ├── KernelError        netlink / netns operation failed
         ├── FirewallError      firewall batch failed
@@ -83,6 +84,10 @@ class FailedPrecondition(NetdError):
 
 class Unavailable(NetdError):
     status = "UNAVAILABLE"
+
+
+class DeadlineExceeded(NetdError):
+    status = "DEADLINE_EXCEEDED"
 
 
 class InternalError(NetdError):

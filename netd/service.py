@@ -49,7 +49,7 @@ log = structlog.get_logger("netd")
 @dataclass(frozen=True)
 class Inspection:
     endpoint: Endpoint
-    host_link: Any  # rtnl.Link | None
+    host_link: Any  # links.Link | None
     container: Any  # links.ContainerView | None
 
 
@@ -212,7 +212,7 @@ class Service:
 
     # -- attach ----------------------------------------------------------
 
-    def attach(self, req: AttachRequest, caller: str = "", wait: bool = True) -> Endpoint:
+    def attach(self, req: AttachRequest, wait: bool = True) -> Endpoint:
         """wait=False: raise Busy, having done nothing, rather than wait for
         another call on the same container id."""
         started = time.perf_counter()
@@ -233,7 +233,7 @@ class Service:
                 endpoint = self.store.mark_ready(*endpoint.key, ifindex)
                 undo.pop_all()
         log.info("attached", container_id=req.container_id, network=net.name, address=str(endpoint.address),
-                 host_ifname=endpoint.host_ifname, caller=caller, ms=_ms(started))
+                 host_ifname=endpoint.host_ifname, owner=req.owner, ms=_ms(started))
         return endpoint
 
     def _reserve(self, net: NetworkConfig, req: AttachRequest, nsid: NetnsId) -> Endpoint:
@@ -312,7 +312,7 @@ class Service:
 
     # -- detach / list ---------------------------------------------------
 
-    def detach(self, container_id: str, network: str = "", caller: str = "") -> int:
+    def detach(self, container_id: str, network: str = "") -> int:
         """Detach the container from one network, or from all when network is
         "". Returns how many endpoints were detached (0: none was attached)."""
         started = time.perf_counter()
@@ -326,7 +326,7 @@ class Service:
                 self.store.remove(*endpoint.key)
                 self._unpublish(endpoint)
                 log.info("detached", container_id=container_id, network=endpoint.network,
-                         address=str(endpoint.address), caller=caller, ms=_ms(started))
+                         address=str(endpoint.address), owner=endpoint.owner, ms=_ms(started))
         return len(endpoints)
 
     def list(self, network: str = "") -> list[Endpoint]:
@@ -397,28 +397,36 @@ class Service:
     # -- reconcile -------------------------------------------------------
 
     def reconcile(self) -> int:
-        """Make the kernel and the store agree on which endpoints exist (at
-        start, before serving). Returns the repairs made."""
-        veths = self.links.host_veths()
+        """Make the store agree with the kernel on the endpoints it records
+        (at start, before serving): release or replug those whose veth is
+        gone. Returns the repairs made. What needs a dump of every link or
+        neighbour entry waits for verify_containers, after serving."""
         repairs = 0
         for endpoint in self.store.list():
-            has_veth = endpoint.host_ifname in veths
             if endpoint.network not in self.nets:
                 repairs += self._release(endpoint, "released: its network is no longer configured")
-            elif endpoint.ready and has_veth:
-                continue  # its inside is checked by verify_containers, after serving
-            else:
-                repairs += self._reconcile_one(endpoint, has_veth)
-            veths.pop(endpoint.host_ifname, None)
-        known = {e.host_ifname for e in self.store.list()}
-        for name in sorted(set(veths) - known):
-            repairs += 1
-            self._quietly("delete veth", self.links.delete_link, name)
-            log.info("reconciled", action="deleted orphan veth", host_ifname=name)
-        for net in self.networks:
-            # in case some went missing while netd was down (or an older netd left them dynamic)
-            self._pin_neighbours(net)
+            elif not endpoint.ready:
+                repairs += self._release(endpoint, "rolled back interrupted attach")
+            elif self.links.link_index(endpoint.host_ifname) is None:
+                repairs += self._reconcile_one(endpoint, has_veth=False)
         return repairs
+
+    def collect_garbage(self) -> int:
+        """Delete netd veths the store does not know (an attach a crash
+        interrupted leaves one, and no record), and make each bridge's
+        pinned neighbour entries exactly its endpoints'. Returns the veths
+        deleted."""
+        deleted = 0
+        for name, index in sorted(self.links.host_veths().items()):
+            # Looked up after the dump: a veth attached meanwhile is known by
+            # now, and one that took a deleted one's name has another index.
+            if self.store.by_host_ifname(name) is None:
+                if self._quietly("delete orphan veth", self.links.delete_link_index, index):
+                    deleted += 1
+                    log.info("reconciled", action="deleted orphan veth", host_ifname=name)
+        for net in self.networks:
+            self._pin_neighbours(net)
+        return deleted
 
     def _pin_neighbours(self, net: NetworkConfig) -> None:
         """The host's pinned entries: those of every ready endpoint of the network, no others."""
@@ -426,10 +434,11 @@ class Service:
                       [e for e in self.store.list(net.name) if e.ready])
 
     def verify_containers(self) -> int:
-        """Check inside every container that its interface, address and route
-        are still there, and replug those that lost them. Entering each netns
-        takes ~1 ms, so this runs after start-up, while netd already serves."""
-        repairs = 0
+        """After start-up, while netd serves: collect garbage, then check
+        inside every container that its interface, address and route are
+        still there, and replug those that lost them (entering each netns
+        takes ~1 ms)."""
+        repairs = self.collect_garbage()
         for endpoint in self.store.list():
             with self._id_locks.hold(endpoint.container_id):
                 current = self.store.get(*endpoint.key)
@@ -513,19 +522,19 @@ class Service:
 
     def sweep(self) -> int:
         """Release every ready endpoint whose veth is gone (after lost link events)."""
-        veths = self.links.host_veths()
         return sum(
             self.forget_if_gone(e.host_ifname, e.host_ifindex)
             for e in self.store.list()
-            if e.ready and veths.get(e.host_ifname) != e.host_ifindex
+            if e.ready and self.links.link_index(e.host_ifname) != e.host_ifindex
         )
 
-    def _quietly(self, what: str, fn: Any, *args: Any) -> None:
-        """Run an undo step; its failure is logged, never hides the original error."""
+    def _quietly(self, what: str, fn: Any, *args: Any) -> Any:
+        """Run an undo step; a failure is logged (and None returned), never hides the original error."""
         try:
-            fn(*args)
+            return fn(*args)
         except Exception as e:  # noqa: BLE001 - rollback keeps going
             log.error("rollback_failed", step=what, target=str(args[0]) if args else "", error=str(e))
+            return None
 
 
 def _ms(started: float) -> float:

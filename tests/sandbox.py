@@ -13,7 +13,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -154,24 +153,22 @@ class Sandbox:
 
     # -- netd ------------------------------------------------------------
 
-    def start_netd(self, *extra: str, wait: bool = True, listener: socket.socket | None = None) -> subprocess.Popen:
-        """netd in the host netns; with `listener`, socket-activated as
-        systemd does it: the socket as fd 3, LISTEN_FDS=1 and LISTEN_PID set
-        to netd's PID (bash's $$, which `exec` keeps)."""
+    def start_netd(self, *extra: str, wait: bool = True, verified: bool = True) -> subprocess.Popen:
+        """netd in the host netns; with `wait`, until it serves (and with
+        `verified`, has verified its endpoints after start-up)."""
         argv = ["ip", "netns", "exec", self.host, sys.executable, "-m", "netd",
                 "--socket", str(self.socket), "--state-dir", str(self.state_dir), "--log-format", "json",
                 "--firewall-check-interval", "0.5", *extra]
-        fds: tuple[int, ...] = ()
-        if listener is not None:
-            fds = (listener.fileno(),)
-            argv = ["bash", "-c", f'exec 3<&{fds[0]} {fds[0]}<&-; export LISTEN_FDS=1 LISTEN_PID=$$; exec "$@"',
-                    "netd", *argv]
+        seen = self.events("verified")
         log = open(self.log_path, "a")
-        self.netd_proc = subprocess.Popen(argv, stdout=log, stderr=log, pass_fds=fds)
+        self.netd_proc = subprocess.Popen(argv, stdout=log, stderr=log)
         log.close()
         if wait:
-            wait_for(lambda: self.netctl("status", check=False).returncode == 0 or self.netd_proc.poll() is not None,
-                     "netd SERVING", timeout=20)
+            if verified:  # SERVING, and done with its look at the kernel after start-up (garbage collection)
+                ready = lambda: self.events("verified") > seen  # noqa: E731
+            else:
+                ready = lambda: self.netctl("status", check=False).returncode == 0  # noqa: E731
+            wait_for(lambda: ready() or self.netd_proc.poll() is not None, "netd SERVING", timeout=20)
             if self.netd_proc.poll() is not None:
                 raise RuntimeError(f"netd exited {self.netd_proc.returncode}:\n{self.log_path.read_text()}")
         return self.netd_proc
@@ -188,12 +185,22 @@ class Sandbox:
             return proc.wait()
 
     def netctl(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
-        return sh(sys.executable, "-c", "from netd.cli import main; raise SystemExit(main())",
+        return sh(sys.executable, "-c", "from netd.clients.netctl import main; raise SystemExit(main())",
                   "--socket", str(self.socket), *argv, check=check)
+
+    def events(self, name: str) -> int:
+        """How many times netd logged `name` (across restarts)."""
+        return sum(e.get("event") == name for e in self.netd_log())
 
     def netd_log(self) -> list[dict]:
         lines = self.log_path.read_text().splitlines() if self.log_path.exists() else []
-        return [json.loads(line) for line in lines if line.startswith("{")]
+        found = []
+        for line in lines:
+            try:
+                found.append(json.loads(line))
+            except ValueError:  # not a log event, or one being written
+                continue
+        return found
 
     # -- teardown --------------------------------------------------------
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from typing import Protocol
 
-from netd import runner, watch
+from netd import notify, runner
 from netd.errors import FailedPrecondition
 from netd.model import NetworkConfig, PortMapping
 
@@ -75,7 +75,7 @@ class IntactCache:
     """
 
     def __init__(self, notified: bool = True) -> None:
-        self._changes = watch.Notifications(NETLINK_NETFILTER, 1 << (NFNLGRP_NFTABLES - 1)) if notified else None
+        self._changes = notify.Notifications(NETLINK_NETFILTER, 1 << (NFNLGRP_NFTABLES - 1)) if notified else None
         self._intact: Ruleset | None = None
 
     def known_intact(self, rules: Ruleset) -> bool:

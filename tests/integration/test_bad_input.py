@@ -7,7 +7,7 @@ import subprocess
 import grpc
 import pytest
 
-from netd.netns import INIT_NET_INO
+from netd.kernel.netns import INIT_NET_INO
 from tests.sandbox import sh
 
 OK = object()

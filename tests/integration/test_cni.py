@@ -7,7 +7,7 @@ import sys
 from tests.integration.conftest import Client
 from tests.sandbox import sh
 
-CNI = [sys.executable, "-m", "netd.cni"]
+CNI = [sys.executable, "-m", "netd.clients.cni"]
 
 
 def cni(sandbox, command, container_id="", netns="", ifname="eth0", args="IgnoreUnknown=1", version="1.0.0",

@@ -66,7 +66,7 @@ def test_ctr_run_cni_gets_its_network_from_netd(netd, client, containerd):
     (cni / "10-netd.conflist").write_text(json.dumps({
         "cniVersion": "1.0.0", "name": "netd", "plugins": [{"type": "netd-cni", "socket": str(netd.socket)}]}))
     plugin = cni / "bin" / "netd-cni"
-    plugin.write_text(f"#!/bin/sh\nexec {sys.executable} -m netd.cni \"$@\"\n")
+    plugin.write_text(f"#!/bin/sh\nexec {sys.executable} -m netd.clients.cni \"$@\"\n")
     plugin.chmod(0o755)
     shutil.copy("/usr/lib/cni/loopback", cni / "bin" / "loopback")
     inside = f"ip addr show eth0; timeout 10 wget -q -O - {url}; ping -c1 -W2 {other_ip}"

@@ -44,13 +44,13 @@ def test_non_root_user_cannot_connect_without_the_socket_group(sandbox):
     assert allowed.returncode == 0 and "connected" in allowed.stdout, allowed.stderr
 
 
-def test_each_mutating_call_logs_the_callers_uid_and_pid(netd, client):
+def test_each_mutating_call_logs_who_attached_the_endpoint(netd):
     c = netd.container()
-    client.attach("c1", pid=c.pid)
-    client.detach("c1")
+    netd.netctl("attach", "c1", "--pid", str(c.pid))
+    netd.netctl("detach", "c1")
     events = {e["event"]: e for e in netd.netd_log()}
-    assert events["attached"]["caller"] == f"uid=0 pid={os.getpid()}"
-    assert events["detached"]["caller"] == f"uid=0 pid={os.getpid()}"
+    assert events["attached"]["owner"] == events["detached"]["owner"] == "netctl"
+    assert events["attached"]["container_id"] == events["detached"]["container_id"] == "c1"
 
 
 def test_refuses_a_subnet_that_overlaps_the_uplink(sandbox):
@@ -117,7 +117,7 @@ def test_netctl_status_and_unreachable(netd):
 
 def test_netctl_reads_netd_socket_from_the_environment(netd):
     env = dict(os.environ, NETD_SOCKET=str(netd.socket))
-    result = subprocess.run([sys.executable, "-m", "netd.cli", "ls", "-o", "json"], env=env,
+    result = subprocess.run([sys.executable, "-m", "netd.clients.netctl", "ls", "-o", "json"], env=env,
                             capture_output=True, text=True)
     assert result.returncode == 0 and json.loads(result.stdout) == []
 
@@ -194,7 +194,7 @@ def test_netctl_check_finds_drift(netd):
 
 
 def test_netctl_ls_watch_redraws_until_interrupted(netd):
-    proc = subprocess.Popen([sys.executable, "-m", "netd.cli", "--socket", str(netd.socket), "ls", "--watch", "0.2"],
+    proc = subprocess.Popen([sys.executable, "-m", "netd.clients.netctl", "--socket", str(netd.socket), "ls", "--watch", "0.2"],
                             stdout=subprocess.PIPE, text=True)
     tables = 0
     while tables < 2:
@@ -207,43 +207,19 @@ def test_netctl_ls_watch_redraws_until_interrupted(netd):
 
 
 
-def test_socket_activation_keeps_a_call_waiting_through_a_restart(sandbox):
-    """With netd.socket, systemd holds the socket while netd restarts: a call
-    made in between waits in its backlog and is served by the next netd."""
-    from netd.gate import listen_unix
-    from tests.integration.conftest import Client
+def test_a_cni_call_made_while_netd_restarts_waits_for_it(sandbox):
+    """Between two netds there is no socket to connect to: netd-cni waits
+    for the next one instead of failing the container's start."""
+    from tests.integration.test_cni import cni
 
-    sandbox.socket.parent.mkdir(parents=True, exist_ok=True)
-    listener = listen_unix(sandbox.socket, 0o660)  # what systemd does for netd.socket
-    listener.setblocking(False)  # as systemd's are
-    try:
-        sandbox.start_netd(listener=listener)
-        inode = os.stat(sandbox.socket).st_ino
-        first = sandbox.container()
-        Client(sandbox.socket).attach("first", pid=first.pid)
-        assert sandbox.stop_netd() == 0
-        second, answer = sandbox.container(), {}
-        call = threading.Thread(target=lambda: answer.update(endpoint=Client(sandbox.socket).attach(
-            "second", pid=second.pid)))
-        call.start()
-        time.sleep(1.0)
-        assert call.is_alive() and not answer  # neither refused nor failed: waiting
-        sandbox.start_netd(listener=listener)
-        call.join(30)
-        assert answer["endpoint"].container_id == "second"
-        assert {e.container_id for e in Client(sandbox.socket).list()} == {"first", "second"}
-        assert os.stat(sandbox.socket).st_ino == inode  # netd never replaced systemd's socket
-        assert [e["socket_activated"] for e in sandbox.netd_log() if e["event"] == "serving"] == [True, True]
-    finally:
-        listener.close()
-
-
-def test_socket_activation_refuses_a_socket_it_cannot_serve(sandbox):
-    wrong = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    wrong.bind(str(sandbox.workdir / "dgram.sock"))
-    try:
-        with pytest.raises(RuntimeError, match="netd exited 1") as failed:
-            sandbox.start_netd(listener=wrong)
-        assert "not a Unix stream socket on a path" in str(failed.value)
-    finally:
-        wrong.close()
+    sandbox.start_netd()
+    assert sandbox.stop_netd() == 0
+    path, answer = sandbox.named_netns_add("restart"), {}
+    call = threading.Thread(target=lambda: answer.update(result=cni(sandbox, "ADD", "during-restart", path)))
+    call.start()
+    time.sleep(1.0)
+    assert call.is_alive() and not answer  # neither refused nor failed: waiting
+    sandbox.start_netd()
+    call.join(30)
+    code, result = answer["result"]
+    assert code == 0 and result["ips"][0]["address"].startswith("10.89."), result

@@ -24,7 +24,7 @@ def bundle(sandbox, name, annotations):
     config["process"].update(terminal=False, args=["sleep", "3600"])
     for kind in ("bounding", "effective", "permitted"):
         config["process"]["capabilities"][kind].append("CAP_NET_RAW")  # for ping
-    hook = [sys.executable, "-m", "netd.cli", "--socket", str(sandbox.socket), "oci-hook"]
+    hook = [sys.executable, "-m", "netd.clients.netctl", "--socket", str(sandbox.socket), "oci-hook"]
     config["hooks"] = {
         "createRuntime": [{"path": sys.executable, "args": [*hook, "attach"], "timeout": 30}],
         "poststop": [{"path": sys.executable, "args": [*hook, "detach"], "timeout": 30}],

@@ -40,7 +40,7 @@ tmp_dir = "{home}/tmp"
         "cniVersion": "1.0.0", "name": "netd",
         "plugins": [{"type": "netd-cni", "socket": str(netd.socket), "capabilities": {"portMappings": True}}]}))
     plugin = home / "plugins" / "netd-cni"
-    plugin.write_text(f"#!/bin/sh\nexec {sys.executable} -m netd.cni \"$@\"\n")
+    plugin.write_text(f"#!/bin/sh\nexec {sys.executable} -m netd.clients.cni \"$@\"\n")
     plugin.chmod(0o755)
     env = dict(os.environ, CONTAINERS_CONF=str(home / "containers.conf"),
                CONTAINERS_STORAGE_CONF=str(home / "storage.conf"))

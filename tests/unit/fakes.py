@@ -135,6 +135,13 @@ class FakeLinks:
     def host_veths(self):
         return dict(self.veths)
 
+    def link_index(self, name):
+        return self.veths.get(name)
+
+    def delete_link_index(self, index):
+        name = next((n for n, i in self.veths.items() if i == index), None)
+        return name is not None and self.veths.pop(name) is not None
+
 
 class FakeFirewall:
     name = "fake"

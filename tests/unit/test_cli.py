@@ -5,11 +5,12 @@ import sys
 
 import pytest
 
-from netd.cli import parse_publish, table
+from netd.clients.netctl import table
+from netd.clients.publish import parse_publish
 
 
 def test_netctl_bash_completion_is_valid_bash():
-    script = subprocess.run([sys.executable, "-m", "netd.cli", "completion", "bash"],
+    script = subprocess.run([sys.executable, "-m", "netd.clients.netctl", "completion", "bash"],
                             capture_output=True, text=True, check=True).stdout
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
     for word in ("attach", "detach", "inspect", "check", "status", "--pid", "--netns", "--watch"):

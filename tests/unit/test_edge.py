@@ -1,22 +1,26 @@
-"""Errors at the gRPC edge: each NetdError becomes its status, the rest INTERNAL without a traceback."""
+"""The gRPC edge on grpcio's server, with grpcio's real client over a Unix
+socket and a service on fakes (no root): statuses, deadlines, gzip, limits,
+health and reflection; and the ListEndpoints cache."""
 
+import os
 import threading
+import time
+from dataclasses import replace
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from netd import errors
-from netd.server import at_the_edge, status_code
-
-
-class AbortCalled(Exception):
-    pass
-
-
-class FakeContext:
-    def abort(self, code, details):
-        self.code, self.details = code, details
-        raise AbortCalled
+from netd.api.convert import EndpointListing, endpoint_to_proto
+from netd.api.server import MAX_MESSAGE_BYTES, Server
+from netd.api.servicer import answer, status_code
+from netd.store.memory import MemoryStore
+from netd.v1 import netd_pb2 as pb
+from netd.v1 import netd_pb2_grpc as pb_grpc
+from tests.unit.test_service import make
+from tests.unit.test_store import endpoint
 
 
 @pytest.mark.parametrize("error,code", [
@@ -29,6 +33,7 @@ class FakeContext:
     (errors.BridgeFull("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.FailedPrecondition("x"), grpc.StatusCode.FAILED_PRECONDITION),
     (errors.Unavailable("x"), grpc.StatusCode.UNAVAILABLE),
+    (errors.DeadlineExceeded("x"), grpc.StatusCode.DEADLINE_EXCEEDED),
     (errors.KernelError("x"), grpc.StatusCode.INTERNAL),
     (errors.FirewallError("x"), grpc.StatusCode.INTERNAL),
     (errors.StoreError("x"), grpc.StatusCode.INTERNAL),
@@ -37,45 +42,127 @@ def test_status_codes(error, code):
     assert status_code(error) == code
 
 
-def call(exc, is_ready=True):
-    class Servicer:
-        ready = threading.Event()
-        if is_ready:
-            ready.set()
-
-        @at_the_edge
-        def Method(self, request, context):
-            raise exc
-
-    ctx = FakeContext()
-    with pytest.raises(AbortCalled):
-        Servicer().Method(None, ctx)
-    return ctx
+def raising(exc):
+    def Method():
+        raise exc
+    return Method
 
 
 def test_netd_error_message_reaches_the_client():
-    ctx = call(errors.ContainerNotFound("pid 7: no such process"))
-    assert (ctx.code, ctx.details) == (grpc.StatusCode.NOT_FOUND, "pid 7: no such process")
+    assert answer("Method", raising(errors.ContainerNotFound("pid 7: no such process"))) == (
+        None, (grpc.StatusCode.NOT_FOUND, "pid 7: no such process"))
 
 
 def test_unexpected_error_is_internal_without_traceback():
-    ctx = call(ZeroDivisionError("secret detail"))
-    assert ctx.code == grpc.StatusCode.INTERNAL
-    assert "Traceback" not in ctx.details and "secret" not in ctx.details
+    _, (code, details) = answer("Method", raising(ZeroDivisionError("secret detail")))
+    assert code == grpc.StatusCode.INTERNAL
+    assert "Traceback" not in details and "secret" not in details
 
 
-def test_calls_before_reconcile_is_done_are_unavailable_not_internal():
-    ctx = call(ZeroDivisionError("never reached"), is_ready=False)
-    assert ctx.code == grpc.StatusCode.UNAVAILABLE and "reconciling" in ctx.details
+@pytest.fixture
+def served(tmp_path):
+    """netd's real gRPC server on a service over fakes; a client channel to it."""
+    service = make()
+    path = tmp_path / "netd.sock"
+    server = Server(service, path, workers=4)
+    server.set_serving(True)
+    server.start()
+    channel = grpc.insecure_channel(f"unix:{path}")
+    try:
+        yield service, server, channel, path
+    finally:
+        channel.close()
+        server.stop(1)
+
+
+def test_attach_list_detach_and_statuses_through_grpcio(served):
+    service, _, channel, path = served
+    stub = pb_grpc.NetdStub(channel)
+    assert oct(os.stat(path).st_mode & 0o777) == "0o660"
+    endpoint = stub.AttachContainer(pb.AttachContainerRequest(container_id="c1", pid=100), timeout=5).endpoint
+    assert endpoint.ip_address == "10.89.0.2/16"
+    assert [e.container_id for e in stub.ListEndpoints(pb.ListEndpointsRequest(), timeout=5).endpoints] == ["c1"]
+    with pytest.raises(grpc.RpcError) as info:
+        stub.AttachContainer(pb.AttachContainerRequest(container_id="c1", pid=101), timeout=5)
+    assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS and "c1" in info.value.details()
+    with pytest.raises(grpc.RpcError) as info:
+        stub.AttachContainer(pb.AttachContainerRequest(container_id="bad id", pid=101), timeout=5)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "container_id" in info.value.details()
+    with pytest.raises(grpc.RpcError) as info:  # ports go to the pool: the error still reaches the client
+        stub.AttachContainer(pb.AttachContainerRequest(container_id="c2", pid=999, ports=[
+            pb.PortMapping(host_port=8080, container_port=80)]), timeout=5)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert stub.DetachContainer(pb.DetachContainerRequest(container_id="c1"), timeout=5).detached
+    assert not stub.DetachContainer(pb.DetachContainerRequest(container_id="c1"), timeout=5).detached
+
+
+def test_an_attach_waiting_for_its_id_goes_to_the_pool_and_finishes(served):
+    service, _, channel, _ = served
+    stub = pb_grpc.NetdStub(channel)
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with service._id_locks.hold("c1"):
+            held.set()
+            release.wait(5)
+
+    threading.Thread(target=hold).start()
+    held.wait(5)
+    future = stub.AttachContainer.future(pb.AttachContainerRequest(container_id="c1", pid=100), timeout=10)
+    # the loop is not blocked by the waiting attach: other calls go through
+    assert stub.ListEndpoints(pb.ListEndpointsRequest(), timeout=5).endpoints == []
+    release.set()
+    assert future.result().endpoint.container_id == "c1"
+
+
+def test_a_call_whose_deadline_passed_in_the_queue_is_not_started(served):
+    service, server, channel, _ = served
+    release = threading.Event()
+    for _ in range(4):  # every worker of the pool busy
+        server._pool.submit(release.wait, 5)
+    detached = []
+    service.detach = lambda *args, **kwargs: detached.append(args) or 0
+    late = pb_grpc.NetdStub(channel).DetachContainer.future(pb.DetachContainerRequest(container_id="c9"), timeout=0.3)
+    with pytest.raises(grpc.RpcError) as info:
+        late.result()
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    release.set()  # the queued call reaches a worker now, and is not started
+    time.sleep(0.3)
+    assert detached == []
+
+
+def test_gzip_compressed_requests_are_accepted(served):
+    _, _, _, path = served
+    with grpc.insecure_channel(f"unix:{path}", compression=grpc.Compression.Gzip) as channel:
+        reply = pb_grpc.NetdStub(channel).AttachContainer(
+            pb.AttachContainerRequest(container_id="gz", pid=100, owner="x" * 60), timeout=5)
+    assert reply.endpoint.container_id == "gz"
+
+
+def test_a_message_over_the_limit_is_refused(served):
+    stub = pb_grpc.NetdStub(served[2])
+    with pytest.raises(grpc.RpcError) as info:
+        stub.ListEndpoints(pb.ListEndpointsRequest(network="n" * (MAX_MESSAGE_BYTES + 1)), timeout=5)
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_health_check_and_watch_and_reflection(served):
+    _, server, channel, _ = served
+    health = health_pb2_grpc.HealthStub(channel)
+    assert health.Check(health_pb2.HealthCheckRequest(service="netd.v1.Netd"), timeout=5).status == \
+        health_pb2.HealthCheckResponse.SERVING
+    watch = health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=5)
+    assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+    server.set_serving(False)
+    assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+    watch.cancel()
+    reflect = reflection_pb2_grpc.ServerReflectionStub(channel)
+    replies = reflect.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+    names = {s.name for s in next(replies).list_services_response.service}
+    assert {"netd.v1.Netd", "grpc.health.v1.Health"} <= names
 
 
 def test_endpoint_listing_follows_the_store_and_reuses_unchanged_answers():
-    from dataclasses import replace
-
-    from netd.server import EndpointListing, endpoint_to_proto
-    from netd.store.memory import MemoryStore
-    from tests.unit.test_store import endpoint
-
     store, listing = MemoryStore(), EndpointListing()
 
     def expected(network=""):
@@ -97,46 +184,9 @@ def test_endpoint_listing_follows_the_store_and_reuses_unchanged_answers():
 
 
 def test_endpoint_listing_uses_encodings_remembered_at_attach():
-    from netd.server import EndpointListing, endpoint_to_proto
-    from tests.unit.test_store import endpoint
-
     listing, e = EndpointListing(), endpoint()
     proto = endpoint_to_proto(e)
     proto.owner = "as remembered"  # tells the remembered encoding from a fresh one
     listing.remember(e, proto)
     assert listing.answer([e], "").endpoints[0].owner == "as remembered"
     assert listing.answer([endpoint()], "").endpoints[0].owner == ""  # an equal but new record is encoded again
-
-
-def test_a_quick_call_runs_unless_slow_or_busy_and_aborts_with_its_status():
-    from netd import rpc
-    from netd.server import quick_unless
-    from netd.service import Busy
-
-    ran = []
-
-    class Servicer:
-        ready = threading.Event()
-
-        @quick_unless(slow=lambda request: request == "slow")
-        def Method(self, request, context, wait=True):
-            if request == "bad":
-                raise errors.InvalidArgument("request: bad")
-            if request == "contended" and not wait:
-                raise Busy("c1")
-            ran.append((request, wait))
-            return request
-
-    Servicer.ready.set()
-    quick = Servicer.Method.quick
-    assert quick(Servicer(), "fast", None) == "fast"
-    for request in ("slow", "contended"):
-        with pytest.raises(rpc.Slow):
-            quick(Servicer(), request, None)
-    ctx = FakeContext()
-    with pytest.raises(AbortCalled):
-        quick(Servicer(), "bad", ctx)
-    assert (ctx.code, ctx.details) == (grpc.StatusCode.INVALID_ARGUMENT, "request: bad")
-    # declined calls did nothing; a worker then runs the method itself, waiting
-    assert ran == [("fast", False)]
-    assert Servicer().Method("contended", None) == "contended" and ran[-1] == ("contended", True)

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from netd.cli import parser
+from netd.clients.netctl import parser
 from netd.config import parser as netd_parser
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 UNIT = Path(__file__).resolve().parents[2] / "systemd" / "netd.service"
-SOCKET = UNIT.with_name("netd.socket")
 
 
 def test_unit_is_type_notify_with_state_and_runtime_dirs():
@@ -15,14 +14,9 @@ def test_unit_is_type_notify_with_state_and_runtime_dirs():
         assert line in text.splitlines()
 
 
-def test_socket_unit_listens_where_netd_does_and_outlives_it():
-    from netd.config import DEFAULT_SOCKET
-
-    service, socket_unit = UNIT.read_text().splitlines(), SOCKET.read_text().splitlines()
-    assert f"ListenStream={DEFAULT_SOCKET}" in socket_unit and "SocketMode=0660" in socket_unit
-    assert "Requires=netd.socket" in service and "Also=netd.socket" in service
-    # else stopping netd would delete /run/netd, and the socket systemd holds in it
-    assert "RuntimeDirectoryPreserve=yes" in service
+def test_unit_bounds_tasks_and_memory():
+    lines = UNIT.read_text().splitlines()
+    assert "TasksMax=256" in lines and "MemoryMax=512M" in lines
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
@@ -32,8 +26,7 @@ def test_systemd_analyze_verify_passes(tmp_path):
     assert netd.exists(), "netd console script missing: run `make dev`"
     unit = tmp_path / "netd.service"
     unit.write_text(UNIT.read_text().replace("/usr/local/bin/netd", str(netd)))
-    (tmp_path / "netd.socket").write_text(SOCKET.read_text())
-    result = subprocess.run(["systemd-analyze", "verify", str(unit), str(tmp_path / "netd.socket")],
+    result = subprocess.run(["systemd-analyze", "verify", str(unit)],
                             capture_output=True, text=True)
-    problems = [line for line in result.stderr.splitlines() if "netd.s" in line]
+    problems = [line for line in result.stderr.splitlines() if "netd.service" in line]
     assert result.returncode == 0 and problems == [], result.stderr

@@ -13,7 +13,9 @@ import fcntl
 import functools
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from netd.errors import (
     ContainerNotFound,
@@ -31,6 +33,7 @@ NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), from linux/nsfs.h
 INIT_NET_INO = 0xEFFFFFF9
 
 _libc = ctypes.CDLL(None, use_errno=True)
+T = TypeVar("T")
 
 
 @dataclass
@@ -127,21 +130,39 @@ def _own_fd() -> int:
     return os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
 
 
-def socket_in(fd: int, family: int = socket.AF_NETLINK, kind: int = socket.SOCK_RAW,
-              proto: int = socket.NETLINK_ROUTE) -> socket.socket:
-    """A socket (by default NETLINK_ROUTE) inside the netns behind fd.
+def _while_in(fd: int, make: Callable[[], T]) -> T:
+    """make(), run by this thread inside the netns behind fd.
 
-    setns() moves only the calling thread, and a socket stays in the netns it
-    was created in, so the thread steps in, makes the socket and steps back
-    at once; no other code runs in between. (A fresh thread per call costs
-    ten times more.) If stepping back ever failed, this thread would act in
-    a container's netns, so netd exits instead and restarts clean.
+    setns() moves only the calling thread, and a socket (or a /proc/sys/net
+    file) stays in the netns it was opened in, so the thread steps in, makes
+    it and steps back at once; no other code runs in between. (A fresh
+    thread per call costs ten times more.) If stepping back ever failed,
+    this thread would act in a container's netns, so netd exits instead and
+    restarts clean.
     """
     own = _own_fd()
     _setns(fd)
     try:
-        return socket.socket(family, kind | socket.SOCK_CLOEXEC, proto)
+        return make()
     finally:
         if _libc.setns(own, CLONE_NEWNET) != 0:
             os.write(2, b"netd: fatal: cannot return to its own network namespace\n")
             os._exit(70)
+
+
+def socket_in(fd: int, family: int = socket.AF_NETLINK, kind: int = socket.SOCK_RAW,
+              proto: int = socket.NETLINK_ROUTE) -> socket.socket:
+    """A socket (by default NETLINK_ROUTE) inside the netns behind fd."""
+    return _while_in(fd, lambda: socket.socket(family, kind | socket.SOCK_CLOEXEC, proto))
+
+
+def write_sysctl_in(fd: int, knob: str, value: str) -> None:
+    """Write /proc/sys/net/KNOB of the netns behind fd."""
+    try:
+        sysctl = _while_in(fd, lambda: os.open(f"/proc/sys/net/{knob}", os.O_WRONLY | os.O_CLOEXEC))
+    except OSError as e:
+        raise KernelError(f"failed to set {knob} in the container: {e.strerror}") from None
+    try:
+        os.write(sysctl, value.encode())
+    finally:
+        os.close(sysctl)

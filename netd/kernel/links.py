@@ -1,8 +1,11 @@
-"""Netlink steps on the host and inside containers, through rtnl.py's
-hand-built messages (pyroute2's high-level calls cost several milliseconds per
-attach in Python, and its import a fifth of a second at start).
+"""Netlink steps on the host and inside containers.
 
-One socket per thread: gRPC workers are long-lived, so each keeps its own.
+pyroute2 speaks netlink here; the attach and detach requests go through
+fastpath.py instead (see there why). pyroute2's sync IPRoute belongs to the
+thread that made it and runs an event loop of its own, so each thread keeps
+one for the host (never the gRPC loop's thread: only fastpath runs there),
+and one is made per look inside a container, on a socket created in its
+netns (IPRoute(netns=...) would fork).
 """
 
 from __future__ import annotations
@@ -13,18 +16,26 @@ import itertools
 import os
 import socket
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from ipaddress import IPv4Network, ip_address
+from ipaddress import IPv4Network, ip_address, ip_interface, ip_network
 
-from netd import netns, watch
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError as LibraryError
+
+from netd import notify
 from netd.errors import AlreadyExists, FailedPrecondition, KernelError
+from netd.kernel import netns
+from netd.kernel.fastpath import IPAddress, IPInterface, NetlinkError, Rtnl
 from netd.model import HOST_IFNAME_PREFIX, Endpoint, NetworkConfig, mac_for
-from netd.rtnl import IFF_UP, IPAddress, IPInterface, Link, NetlinkError, Route, Rtnl
 
 _local = threading.local()
 DEFAULT_MTU = 1500
 MAIN_TABLE = 254
+IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
+NUD_PERMANENT = 0x80
+IFA_F_NODAD = 0x02
 
 
 def _rtnl() -> Rtnl:
@@ -34,9 +45,64 @@ def _rtnl() -> Rtnl:
     return sock
 
 
-def _has_address(rtnl: Rtnl, index: int, address: IPInterface) -> bool:
-    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    return any(a.index == index and a.address == address for a in rtnl.addresses(family))
+def _ipr() -> IPRoute:
+    ipr = getattr(_local, "ipr", None)
+    if ipr is None:
+        ipr = _local.ipr = IPRoute()
+    return ipr
+
+
+@contextlib.contextmanager
+def _inside(ns_fd: int) -> Iterator[IPRoute]:
+    ipr = IPRoute(use_socket=netns.socket_in(ns_fd, kind=socket.SOCK_DGRAM))
+    try:
+        yield ipr
+    finally:
+        ipr.close()
+
+
+@contextlib.contextmanager
+def _failing_as(what: str) -> Iterator[None]:
+    """pyroute2's errors as netd's: 'failed to WHAT: cause'."""
+    try:
+        yield
+    except LibraryError as e:
+        raise KernelError(f"failed to {what}: {os.strerror(e.code)}") from e
+
+
+@dataclass(frozen=True)
+class Link:
+    index: int
+    name: str
+    flags: int
+    mtu: int
+    master: int
+    kind: str
+    mac: str = ""
+    stats: tuple[int, ...] = (0,) * 8  # rx/tx packets, rx/tx bytes, rx/tx errors, rx/tx dropped
+
+
+STATS = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_errors", "rx_dropped", "tx_dropped")
+
+
+def _link(msg) -> Link:
+    stats = msg.get("stats64") or {}
+    return Link(msg["index"], msg.get("ifname") or "", msg["flags"], msg.get("mtu") or 0, msg.get("master") or 0,
+                msg.get(("linkinfo", "kind")) or "", msg.get("address") or "", tuple(stats.get(k, 0) for k in STATS))
+
+
+def _get_link(ipr: IPRoute, **key: object) -> Link | None:
+    try:
+        (msg,) = ipr.link("get", **key)
+    except LibraryError as e:
+        if e.code == errno.ENODEV:
+            return None
+        raise
+    return _link(msg)
+
+
+def _addresses(ipr: IPRoute, index: int) -> list[IPInterface]:
+    return [ip_interface((a.get("address"), a["prefixlen"])) for a in ipr.addr("dump") if a["index"] == index]
 
 
 def _gateways(net: NetworkConfig) -> list[IPInterface]:
@@ -49,46 +115,47 @@ def _gateways(net: NetworkConfig) -> list[IPInterface]:
 
 def ensure_bridge(net: NetworkConfig) -> int:
     """Create or adopt the bridge: gateway address, MTU, pinned MAC, multicast snooping, up."""
-    rtnl = _rtnl()
+    ipr = _ipr()
     # An explicitly set MAC stops the bridge from taking the lowest port's
     # MAC, which would change whenever containers come and go.
     mac = mac_for(net.gateway)
-    try:
-        link = rtnl.link(net.bridge)
+    with _failing_as(f"set up bridge {net.bridge}"):
+        link = _get_link(ipr, ifname=net.bridge)
         if link is None:
-            try:
-                rtnl.create_bridge(net.bridge, mac, net.mtu)
-            except NetlinkError as e:
-                if e.errno != errno.EEXIST:
-                    raise
-            link = rtnl.link(net.bridge)
+            with contextlib.suppress(LibraryError):  # EEXIST: someone made one meanwhile, looked at below
+                ipr.link("add", ifname=net.bridge, kind="bridge", address=mac, mtu=net.mtu)
+            link = _get_link(ipr, ifname=net.bridge)
         if link is None or link.kind != "bridge":
             kind = (link.kind if link else "") or "unknown"
             raise FailedPrecondition(f"bridge {net.bridge}: an interface of kind {kind} already has that name")
         # Setting a MAC, even the same one, flushes every neighbour entry on
         # the bridge, the pinned ones too: only when it differs.
-        rtnl.set_bridge(link.index, mac if link.mac != mac else "", net.mtu, net.multicast_snooping)
+        changes = {"address": mac} if link.mac != mac else {}
+        ipr.link("set", index=link.index, kind="bridge", mtu=net.mtu, state="up",
+                 br_mcast_snooping=int(net.multicast_snooping), **changes)
+        present = _addresses(ipr, link.index)
         for gateway in _gateways(net):
-            if not _has_address(rtnl, link.index, gateway):
-                rtnl.add_address(link.index, gateway)
+            if gateway not in present:
+                # No duplicate address detection: an IPv6 gateway is usable at once, not "tentative" for a second.
+                ipr.addr("add", index=link.index, address=str(gateway.ip), prefixlen=gateway.network.prefixlen,
+                         flags=IFA_F_NODAD if gateway.version == 6 else 0)
         return link.index
-    except NetlinkError as e:
-        raise KernelError(f"failed to set up bridge {net.bridge}: {e.strerror}") from e
 
 
 def bridge_intact(net: NetworkConfig, index: int) -> bool:
     """Is the bridge still there under the same index, up, with the gateway address?"""
-    rtnl = _rtnl()
-    link = rtnl.link(net.bridge)
-    return (link is not None and link.index == index and bool(link.flags & IFF_UP)
-            and all(_has_address(rtnl, index, gateway) for gateway in _gateways(net)))
+    ipr = _ipr()
+    with _failing_as(f"read bridge {net.bridge}"):
+        link = _get_link(ipr, ifname=net.bridge)
+        return (link is not None and link.index == index and bool(link.flags & IFF_UP)
+                and set(_gateways(net)) <= set(_addresses(ipr, index)))
 
 
 def enslave(name: str, bridge_index: int, hairpin: bool = False, isolated: bool = False) -> None:
-    try:
-        _rtnl().set_master(name, bridge_index, hairpin, isolated)
-    except NetlinkError as e:
-        raise KernelError(f"failed to attach {name} to the bridge: {e.strerror}") from e
+    ipr = _ipr()
+    with _failing_as(f"attach {name} to the bridge"):
+        ipr.link("set", ifname=name, master=bridge_index, state="up")
+        ipr.brport("set", ifname=name, mode=int(hairpin), isolated=int(isolated))
 
 
 def create_veth(host_ifname: str, peer_ifname: str, ns_fd: int, bridge_index: int, mtu: int, mac: str,
@@ -134,7 +201,7 @@ def _disable_ipv6(name: str) -> None:
 def configure_container_side(ns_fd: int, endpoint: Endpoint, index: int, metric: int = 0) -> None:
     """Addresses, link up, lo up, default routes (with `metric`, so a
     container on several networks has one per network, the lowest metric
-    winning); arp_notify on; on the container's link `index`."""
+    winning), on the container's link `index`."""
     e = endpoint
     with Rtnl(netns.socket_in(ns_fd)) as rtnl:
         try:
@@ -148,12 +215,12 @@ def configure_container_side(ns_fd: int, endpoint: Endpoint, index: int, metric:
 
 
 def announce(ns_fd: int, endpoint: Endpoint) -> None:
-    """A gratuitous ARP from the container, now that its port forwards.
-
-    arp_notify's own announcement at link up goes out before the bridge has
-    enabled the host end's port, and is lost. Setting the MAC again makes
-    the kernel announce once more (and no AF_PACKET socket, whose close would
-    wait for an RCU grace period)."""
+    """A gratuitous ARP from the container, now that its port forwards: with
+    arp_notify on, setting the MAC again makes the kernel announce the
+    address (and no AF_PACKET socket, whose close would wait for an RCU
+    grace period). arp_notify's own announcement at link up went out before
+    the bridge enabled the host end's port, and was lost."""
+    netns.write_sysctl_in(ns_fd, f"ipv4/conf/{endpoint.ifname}/arp_notify", "1")
     with Rtnl(netns.socket_in(ns_fd)) as rtnl:
         try:
             index = rtnl.link_index(endpoint.ifname)
@@ -161,6 +228,12 @@ def announce(ns_fd: int, endpoint: Endpoint) -> None:
                 rtnl.set_mac(index, endpoint.mac_address)
         except NetlinkError as err:
             raise KernelError(f"failed to announce {endpoint.address.ip} from the container: {err.strerror}") from err
+
+
+@dataclass(frozen=True)
+class Route:
+    dst: IPv4Network
+    gateway: IPAddress | None
 
 
 @dataclass(frozen=True)
@@ -187,19 +260,27 @@ class ContainerView:
         return found
 
 
+def _route(msg) -> Route:
+    dst, gateway = msg.get("dst"), msg.get("gateway")
+    family_zero = "::" if msg["family"] == socket.AF_INET6 else "0.0.0.0"
+    return Route(ip_network((dst or family_zero, msg["dst_len"]), strict=False),
+                 ip_address(gateway) if gateway else None)
+
+
+def _main_routes(ipr: IPRoute, **match: object) -> list:
+    return [r for r in ipr.route("dump", family=socket.AF_UNSPEC) if r.get("table") == MAIN_TABLE
+            and all(r.get(k) == v for k, v in match.items())]
+
+
 def container_view(ns_fd: int, ifname: str) -> ContainerView:
-    with Rtnl(netns.socket_in(ns_fd)) as rtnl:
-        link = rtnl.link(ifname)
+    with _inside(ns_fd) as ipr, _failing_as(f"read {ifname} in the container"):
+        link = _get_link(ipr, ifname=ifname)
         if link is None:
             return ContainerView(None, [], [])
-        return ContainerView(
-            link,
-            [a.address for a in rtnl.addresses(socket.AF_UNSPEC) if a.index == link.index],
-            [r for r in rtnl.routes(socket.AF_UNSPEC) if r.table == MAIN_TABLE and r.oif == link.index],
-        )
+        return ContainerView(link, _addresses(ipr, link.index), [_route(r) for r in _main_routes(ipr, oif=link.index)])
 
 
-def _addresses(endpoint: Endpoint) -> list[IPAddress]:
+def _ips(endpoint: Endpoint) -> list[IPAddress]:
     return [a.ip for a in (endpoint.address, endpoint.address6) if a]
 
 
@@ -208,30 +289,43 @@ def settle_port(bridge_index: int, index: int, endpoint: Endpoint) -> bool:
     entries for the endpoint (see Rtnl.settle_port); did the host hold
     another MAC for its address (a previous holder's)?"""
     try:
-        held = _rtnl().settle_port(index, bridge_index, _addresses(endpoint), endpoint.mac_address)
+        held = _rtnl().settle_port(index, bridge_index, _ips(endpoint), endpoint.mac_address)
     except NetlinkError as e:
         raise KernelError(f"failed to bring up the bridge port of {endpoint.address.ip}: {e.strerror}") from e
     return held is not None and held != endpoint.mac_address
 
 
+def pinned_neighbours(bridge_index: int) -> set[IPAddress]:
+    """Addresses with a permanent neighbour entry on the bridge."""
+    with _failing_as(f"list the neighbour entries of bridge {bridge_index}"):
+        return {ip_address(n.get("dst")) for n in _ipr().neigh("dump", family=socket.AF_UNSPEC)
+                if n["ifindex"] == bridge_index and n["state"] & NUD_PERMANENT and n.get("dst")}
+
+
 def pin_neighbours(bridge_index: int, endpoints: list[Endpoint]) -> None:
     """Make the host's pinned neighbour entries on the bridge exactly the
-    endpoints' (see Rtnl.settle_port): pin theirs, delete the others (those of
-    an attach a crash interrupted, which left no record)."""
-    entries = [(a, e.mac_address) for e in endpoints for a in _addresses(e)]
-    rtnl = _rtnl()
-    try:
-        if entries:
-            rtnl.pin_neighbours(bridge_index, entries)
-        kept = {a.packed for a, _ in entries}
-        stale = [ip_address(a) for a in rtnl.pinned_neighbours(bridge_index) - kept]
-        if stale:
-            rtnl.forget_neighbours(bridge_index, stale)
-    except NetlinkError as e:
-        raise KernelError(f"failed to pin the neighbour entries of {len(endpoints)} endpoints: {e.strerror}") from e
+    endpoints' (see Rtnl.settle_port): pin those missing, delete the others
+    (those of an attach a crash interrupted, which left no record)."""
+    wanted = {a: e.mac_address for e in endpoints for a in _ips(e)}
+    pinned = pinned_neighbours(bridge_index)
+    ipr = _ipr()
+    with _failing_as(f"pin the neighbour entries of {len(endpoints)} endpoints"):
+        for address in wanted.keys() - pinned:
+            _pin(ipr, bridge_index, address, wanted[address])
+        for address in pinned - wanted.keys():
+            ipr.neigh("del", dst=str(address), ifindex=bridge_index, family=_family(address))
 
 
-_neighbour_deletions = watch.Notifications(socket.NETLINK_ROUTE, watch.RTMGRP_NEIGH, only=watch.RTM_DELNEIGH)
+def _family(address: IPAddress) -> int:
+    return socket.AF_INET6 if address.version == 6 else socket.AF_INET
+
+
+def _pin(ipr: IPRoute, bridge_index: int, address: IPAddress, mac: str) -> None:
+    ipr.neigh("replace", dst=str(address), lladdr=mac, ifindex=bridge_index, state="permanent",
+              family=_family(address))
+
+
+_neighbour_deletions = notify.Notifications(socket.NETLINK_ROUTE, notify.RTMGRP_NEIGH, only=notify.RTM_DELNEIGH)
 
 
 def neighbours_deleted() -> bool:
@@ -241,31 +335,37 @@ def neighbours_deleted() -> bool:
 
 def unpinned(bridge_index: int, endpoints: list[Endpoint]) -> list[Endpoint]:
     """The endpoints whose pinned neighbour entries on the bridge are (partly) gone."""
-    try:
-        pinned = _rtnl().pinned_neighbours(bridge_index)
-    except NetlinkError as e:
-        raise KernelError(f"failed to list the neighbour entries of bridge {bridge_index}: {e.strerror}") from e
-    return [e for e in endpoints if not pinned.issuperset(a.packed for a in _addresses(e))]
+    pinned = pinned_neighbours(bridge_index)
+    return [e for e in endpoints if not pinned.issuperset(_ips(e))]
 
 
 def repin(bridge_index: int, endpoint: Endpoint) -> None:
     """Pin the host's neighbour entries for the endpoint again."""
-    try:
-        _rtnl().pin_neighbours(bridge_index, [(a, endpoint.mac_address) for a in _addresses(endpoint)])
-    except NetlinkError as e:
-        raise KernelError(f"failed to pin the neighbour entry of {endpoint.address.ip}: {e.strerror}") from e
+    ipr = _ipr()
+    with _failing_as(f"pin the neighbour entry of {endpoint.address.ip}"):
+        for address in _ips(endpoint):
+            _pin(ipr, bridge_index, address, endpoint.mac_address)
 
 
 def forget_neighbours(bridge_index: int, endpoint: Endpoint) -> None:
     """Delete the host's pinned neighbour entries for the endpoint."""
     try:
-        _rtnl().forget_neighbours(bridge_index, _addresses(endpoint))
+        _rtnl().forget_neighbours(bridge_index, _ips(endpoint))
     except NetlinkError as e:
         raise KernelError(f"failed to delete the neighbour entry of {endpoint.address.ip}: {e.strerror}") from e
 
 
 def host_link(name: str) -> Link | None:
-    return _rtnl().link(name)
+    with _failing_as(f"read link {name}"):
+        return _get_link(_ipr(), ifname=name)
+
+
+def link_index(name: str) -> int | None:
+    """The index of a host link; None if there is none. (Cheap enough to ask per endpoint.)"""
+    try:
+        return _rtnl().link_index(name)
+    except NetlinkError as e:
+        raise KernelError(f"failed to read link {name}: {e.strerror}") from e
 
 
 class _Reaper:
@@ -338,37 +438,59 @@ def delete_link(name: str) -> bool:
     return _reaper.delete(name)
 
 
+def delete_link_index(index: int) -> bool:
+    """Delete a link by index, alone (garbage collection); False when it was already gone."""
+    try:
+        _ipr().link("del", index=index)
+    except LibraryError as e:
+        if e.code == errno.ENODEV:
+            return False
+        raise KernelError(f"failed to delete link {index}: {os.strerror(e.code)}") from e
+    return True
+
+
 def host_veths() -> dict[str, int]:
-    """netd-named links on the host: name → ifindex."""
-    return {link.name: link.index for link in _rtnl().links() if link.name.startswith(HOST_IFNAME_PREFIX)}
+    """netd-named links on the host: name → ifindex. A dump of every link
+    (~0.3 ms each through pyroute2): for garbage collection, not start-up."""
+    with _failing_as("list links"):
+        links = [(msg.get("ifname") or "", msg["index"]) for msg in _ipr().link("dump")]
+    return {name: index for name, index in links if name.startswith(HOST_IFNAME_PREFIX)}
 
 
 def uplink_mtu() -> int:
     """MTU of the interface holding the main table's IPv4 default route."""
-    rtnl = _rtnl()
-    mtus = {link.index: (link.name, link.mtu) for link in rtnl.links()}
-    for route in rtnl.routes():
-        name, mtu = mtus.get(route.oif, ("", 0))
-        if route.table == MAIN_TABLE and route.dst.prefixlen == 0 and name not in ("", "lo"):
-            return mtu or DEFAULT_MTU
+    ipr = _ipr()
+    with _failing_as("find the uplink"):
+        for route in _main_routes(ipr, dst_len=0, family=socket.AF_INET):
+            link = _get_link(ipr, index=route.get("oif") or 0) if route.get("oif") else None
+            if link is not None and link.name != "lo":
+                return link.mtu or DEFAULT_MTU
     return DEFAULT_MTU
 
 
 def overlapping(subnet: IPv4Network, bridge: str) -> list[str]:
     """Addresses and routes on interfaces other than the bridge that overlap the subnet."""
-    rtnl = _rtnl()
-    names = {link.index: link.name for link in rtnl.links()}
-    found: dict[IPv4Network, str] = {}
-    for addr in rtnl.addresses():
-        name = names.get(addr.index, "")
-        if name not in (bridge, "lo") and addr.address.network.overlaps(subnet):
-            found[addr.address.network] = f"address {addr.address} on {name}"
-    for route in rtnl.routes():
-        name = names.get(route.oif, "")
-        if (route.table == MAIN_TABLE and route.dst.prefixlen and name not in (bridge, "lo")
-                and route.dst.overlaps(subnet)):
-            found.setdefault(route.dst, f"route {route.dst} via {name}")
-    return list(found.values())
+    ipr = _ipr()
+    with _failing_as("list addresses and routes"):
+        names: dict[int, str] = {}
+
+        def name(index: int) -> str:
+            if index not in names:
+                link = _get_link(ipr, index=index) if index else None
+                names[index] = link.name if link else ""
+            return names[index]
+
+        found: dict[IPv4Network, str] = {}
+        for addr in ipr.addr("dump", family=socket.AF_INET):
+            address = ip_interface((addr.get("address"), addr["prefixlen"]))
+            if address.network.overlaps(subnet) and name(addr["index"]) not in (bridge, "lo"):
+                found[address.network] = f"address {address} on {name(addr['index'])}"
+        for route in _main_routes(ipr, family=socket.AF_INET):
+            dst = _route(route).dst
+            oif = route.get("oif") or 0
+            if dst.prefixlen and dst.overlaps(subnet) and name(oif) not in (bridge, "lo"):
+                found.setdefault(dst, f"route {dst} via {name(oif)}")
+        return list(found.values())
 
 
 def _enable(knob: str, what: str) -> None:

@@ -18,6 +18,8 @@ import grpc
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from netd.clients import oci_hook
+from netd.clients.publish import parse_publish
 from netd.config import DEFAULT_SOCKET
 from netd.model import PortMapping
 from netd.v1 import netd_pb2 as pb
@@ -28,31 +30,6 @@ COLUMNS = ("container_id", "network", "ip_address", "ip6_address", "ifname", "ho
            "netns_path", "ports", "created_at")
 NETWORK_COLUMNS = ("name", "bridge", "subnet", "gateway", "subnet6", "gateway6", "mtu", "icc", "endpoints",
                    "addresses_used", "addresses_free")
-
-
-def parse_publish(text: str) -> pb.PortMapping:
-    """`docker run -p` syntax: [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|udp];
-    an IPv6 HOST_IP in brackets, as in [::]:8080:80."""
-    spec, _, protocol = text.partition("/")
-    parts = spec.rsplit(":", 2)
-    if len(parts) == 2:
-        parts.insert(0, "")
-    if len(parts) != 3:
-        raise ValueError(f"{text!r}: use [HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]")
-    host_ip, host, inside = parts
-    host_ip = host_ip.removeprefix("[").removesuffix("]")
-
-    def span(ports: str) -> tuple[int, int]:
-        first, _, last = ports.partition("-")
-        if not first.isdigit() or (last and not last.isdigit()):
-            raise ValueError(f"{text!r}: {ports!r} is not a port or a FIRST-LAST range")
-        return int(first), int(last or first) - int(first) + 1
-
-    (host_port, count), (container_port, inside_count) = span(host), span(inside)
-    if count != inside_count or count < 1:
-        raise ValueError(f"{text!r}: host and container ranges differ in length")
-    return pb.PortMapping(protocol=protocol or "tcp", host_ip=host_ip, host_port=host_port,
-                          container_port=container_port, range=count if count > 1 else 0)
 
 
 def publish_arg(text: str) -> pb.PortMapping:
@@ -146,26 +123,6 @@ def describe(data: dict) -> str:
     return "\n".join(lines)
 
 
-def oci_hook(action: str, stub: pb_grpc.NetdStub) -> None:
-    """runc/crun hand hooks the container state: id, pid, bundle, annotations.
-    Annotations netd.ifname and netd.ip choose the interface name and a static
-    address; netd.ports publishes ports (comma-separated, `--publish` syntax);
-    netd.network picks the network."""
-    try:
-        state = json.load(sys.stdin)
-        container_id, annotations = state["id"], state.get("annotations") or {}
-        ports = [parse_publish(p.strip()) for p in annotations.get("netd.ports", "").split(",") if p.strip()]
-    except (ValueError, KeyError, TypeError) as e:
-        raise SystemExit(f"netctl oci-hook: stdin is not an OCI state with an id and valid annotations: {e}") from None
-    if action == "attach":
-        stub.AttachContainer(pb.AttachContainerRequest(
-            container_id=container_id, pid=int(state.get("pid") or 0), owner="oci-hook",
-            ifname=annotations.get("netd.ifname", ""), ip_address=annotations.get("netd.ip", ""), ports=ports,
-            network=annotations.get("netd.network", "")), timeout=TIMEOUT)
-    else:
-        stub.DetachContainer(pb.DetachContainerRequest(container_id=container_id), timeout=TIMEOUT)
-
-
 def status(args: argparse.Namespace, channel: grpc.Channel, stub: pb_grpc.NetdStub) -> int:
     health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT)
     serving = health.status == health_pb2.HealthCheckResponse.SERVING
@@ -233,7 +190,7 @@ def run(args: argparse.Namespace, channel: grpc.Channel) -> int:
     elif args.command == "status":
         return status(args, channel, stub)
     elif args.command == "oci-hook":
-        oci_hook(args.action, stub)
+        oci_hook.run(args.action, stub)
     return 0
 
 

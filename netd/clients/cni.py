@@ -27,6 +27,9 @@ from netd.v1 import netd_pb2_grpc as pb_grpc
 
 SUPPORTED = ["0.4.0", "1.0.0", "1.1.0"]
 TIMEOUT = 60.0
+CALL = {"timeout": TIMEOUT}
+# A call made while netd restarts waits this long for it, then is TRY_AGAIN_LATER.
+RESTART_WAIT = 10.0
 # CNI error codes (spec section "Error"); 100 and up are this plugin's own.
 INCOMPATIBLE_VERSION, UNKNOWN_CONTAINER, INVALID_ENV, DECODE_FAILED, INVALID_CONFIG = 1, 3, 4, 6, 7
 TRY_AGAIN_LATER, PLUGIN_NOT_AVAILABLE, NETD_REFUSED, CHECK_FAILED = 11, 50, 100, 101
@@ -98,7 +101,7 @@ def run(command: str, conf: dict, channel: grpc.Channel) -> dict | None:
         reply = stub.AttachContainer(pb.AttachContainerRequest(
             container_id=require("CNI_CONTAINERID"), netns_path=netns, ifname=ifname, owner=owner_of(conf),
             ip_address=cni_args(os.environ.get("CNI_ARGS", "")).get("IP", ""), ports=port_mappings(conf),
-            network=network), timeout=TIMEOUT)
+            network=network), **CALL)
         return add_result(version, reply.endpoint, netns)
     if command == "DEL":  # idempotent, and needs no netns (the container may be long gone)
         container_id = require("CNI_CONTAINERID")
@@ -107,24 +110,24 @@ def run(command: str, conf: dict, channel: grpc.Channel) -> dict | None:
         else:
             # Only what this CNI network attached: the container may be on
             # other netd networks through other conflists.
-            listed = stub.ListEndpoints(pb.ListEndpointsRequest(), timeout=TIMEOUT).endpoints
+            listed = stub.ListEndpoints(pb.ListEndpointsRequest(), **CALL).endpoints
             networks = [e.network for e in listed if e.container_id == container_id and e.owner == owner_of(conf)]
         for name in networks:
-            stub.DetachContainer(pb.DetachContainerRequest(container_id=container_id, network=name), timeout=TIMEOUT)
+            stub.DetachContainer(pb.DetachContainerRequest(container_id=container_id, network=name), **CALL)
         return None
     if command == "CHECK":
         reply = stub.CheckEndpoint(pb.CheckEndpointRequest(container_id=require("CNI_CONTAINERID"), network=network),
-                                   timeout=TIMEOUT)
+                                   **CALL)
         if not reply.ok:
             raise CniError(CHECK_FAILED, "the kernel no longer matches netd's record", "; ".join(reply.problems))
         return None
     if command == "GC":
         valid = {a.get("containerID") for a in conf.get("cni.dev/valid-attachments") or []}
-        listed = stub.ListEndpoints(pb.ListEndpointsRequest(network=network), timeout=TIMEOUT).endpoints
+        listed = stub.ListEndpoints(pb.ListEndpointsRequest(network=network), **CALL).endpoints
         for endpoint in listed:
             if endpoint.owner == owner_of(conf) and endpoint.container_id not in valid:
                 stub.DetachContainer(pb.DetachContainerRequest(container_id=endpoint.container_id,
-                                                               network=endpoint.network), timeout=TIMEOUT)
+                                                               network=endpoint.network), **CALL)
         return None
     if command == "STATUS":
         health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT)
@@ -135,6 +138,14 @@ def run(command: str, conf: dict, channel: grpc.Channel) -> dict | None:
             raise CniError(PLUGIN_NOT_AVAILABLE, "netd's address pool is exhausted")
         return None
     raise CniError(INVALID_ENV, f"CNI_COMMAND {command!r} is not supported (ADD, DEL, CHECK, GC, STATUS, VERSION)")
+
+
+def wait_until_serving(channel: grpc.Channel, socket_path: str) -> None:
+    try:
+        grpc.channel_ready_future(channel).result(timeout=RESTART_WAIT)
+    except grpc.FutureTimeoutError:
+        raise CniError(TRY_AGAIN_LATER, f"netd is not reachable at {socket_path}",
+                       f"waited {RESTART_WAIT:.0f} s") from None
 
 
 def main() -> int:
@@ -160,6 +171,8 @@ def main() -> int:
         socket_path = conf.get("socket") or os.environ.get("NETD_SOCKET", DEFAULT_SOCKET)
         with grpc.insecure_channel(f"unix:{socket_path}") as channel:
             try:
+                if command != "STATUS":
+                    wait_until_serving(channel, socket_path)
                 result = run(command, conf, channel)
             except grpc.RpcError as e:
                 unreachable = command == "STATUS" and e.code() == grpc.StatusCode.UNAVAILABLE

@@ -1,0 +1,185 @@
+"""The gRPC edge: proto ⇄ model, NetdError → status code, deadlines, metrics.
+
+Handlers are coroutines on grpcio's asyncio server. The service's calls
+block (netlink, SQLite, firewall tools), so they run on a thread pool, except
+a quick attach (see AttachContainer), which runs on the loop itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any
+
+import grpc
+import structlog
+
+from netd import __version__, metrics, validate
+from netd.api.convert import EndpointListing, endpoint_to_proto, link_to_proto
+from netd.errors import DeadlineExceeded, InternalError, NetdError
+from netd.service import Busy, Service
+from netd.v1 import netd_pb2 as pb
+from netd.v1 import netd_pb2_grpc as pb_grpc
+
+log = structlog.get_logger("netd")
+
+
+def status_code(error: NetdError) -> grpc.StatusCode:
+    return getattr(grpc.StatusCode, error.status, grpc.StatusCode.UNKNOWN)
+
+
+def deadline_of(context: grpc.aio.ServicerContext) -> float | None:
+    """The call's deadline on time.monotonic()'s clock, if the client set one."""
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
+
+
+def check_deadline(deadline: float | None, method: str) -> None:
+    """Refuse to start work the caller has stopped waiting for (it queued
+    behind other calls). Work that started runs to its end or its rollback."""
+    if deadline is not None and time.monotonic() >= deadline:
+        raise DeadlineExceeded(f"{method}: the deadline passed before netd could start the call")
+
+
+def answer(name: str, method: Callable, *args: Any, **kwargs: Any) -> tuple[Any, tuple[grpc.StatusCode, str] | None]:
+    """method(*args, **kwargs) for the RPC `name`: (response, None), or (None,
+    the status to abort with). Expected errors become their status; anything
+    else is logged with its stack and reaches the client as INTERNAL without
+    one. Busy passes through: the call has not happened yet."""
+    started, code = time.perf_counter(), "OK"
+    try:
+        return method(*args, **kwargs), None
+    except Busy:
+        code = ""
+        raise
+    except NetdError as e:
+        code = e.status
+        if isinstance(e, InternalError):
+            log.error("call_failed", method=name, error=str(e))
+        return None, (status_code(e), str(e))
+    except Exception as e:  # noqa: BLE001 - the edge: never leak a traceback
+        code = "INTERNAL"
+        log.exception("call_crashed", method=name)
+        return None, (grpc.StatusCode.INTERNAL, f"internal error in {name}: {type(e).__name__}")
+    finally:
+        if code:
+            metrics.observe_call(name, code, time.perf_counter() - started)
+
+
+def on_the_pool(method: Callable, name: str = "") -> Callable:
+    """A call served by a worker thread: the handler's coroutine waits for
+    it (and is cancelled if the client goes away; the work is not)."""
+    name = name or method.__name__
+
+    @functools.wraps(method)
+    async def handler(self: NetdServicer, request: object, context: grpc.aio.ServicerContext) -> object:
+        deadline = deadline_of(context)
+
+        def work() -> object:
+            check_deadline(deadline, name)
+            return method(self, request, context)
+
+        response, error = await asyncio.get_running_loop().run_in_executor(
+            self.pool, functools.partial(answer, name, work))
+        if error:
+            await context.abort(*error)
+        return response
+
+    return handler
+
+
+class NetdServicer(pb_grpc.NetdServicer):
+    def __init__(self, service: Service, pool: Executor) -> None:
+        self._service = service
+        self.pool = pool
+        self._started = time.monotonic()
+        self._listing = EndpointListing()
+
+    async def AttachContainer(self, request: pb.AttachContainerRequest,
+                              context: grpc.aio.ServicerContext) -> pb.AttachContainerResponse:
+        """On the loop's own thread unless it publishes ports (which runs nft
+        or iptables-restore and waits for it) or would wait for another call
+        on its container id (a detach holding the id's lock waits ~24 ms for
+        its veth to go): then on the pool. Served in turn on the loop, under
+        many concurrent callers an attach costs less CPU than handed to a
+        worker and back (two thread switches, and the workers mostly passing
+        the GIL around)."""
+        if not request.ports:
+            try:
+                response, error = answer("AttachContainer", self._attach, request, context, wait=False)
+            except Busy:
+                pass
+            else:
+                if error:
+                    await context.abort(*error)
+                return response
+        return await self._attach_on_the_pool(request, context)
+
+    def _attach_waiting(self, request: pb.AttachContainerRequest, context: object) -> pb.AttachContainerResponse:
+        return self._attach(request, context)
+
+    _attach_on_the_pool = on_the_pool(_attach_waiting, "AttachContainer")
+
+    def _attach(self, request: pb.AttachContainerRequest, context: object, wait: bool = True) -> pb.AttachContainerResponse:
+        req = validate.attach_request(
+            self._service.network(validate.network(request.network)),
+            container_id_=request.container_id, pid_=request.pid, netns_path_=request.netns_path,
+            ifname_=request.ifname, ip_address=request.ip_address, owner_=request.owner,
+            ports_=[(p.protocol, p.host_ip, p.host_port, p.container_port, p.range) for p in request.ports],
+        )
+        endpoint = self._service.attach(req, wait=wait)
+        proto = endpoint_to_proto(endpoint)
+        self._listing.remember(endpoint, proto)
+        return pb.AttachContainerResponse(endpoint=proto)
+
+    @on_the_pool
+    def DetachContainer(self, request: pb.DetachContainerRequest, context: object) -> pb.DetachContainerResponse:
+        cid, network = validate.container_id(request.container_id), validate.network(request.network)
+        detached = self._service.detach(cid, network)
+        return pb.DetachContainerResponse(detached=detached > 0)
+
+    def _networks(self) -> list[pb.NetworkStatus]:
+        statuses = []
+        for net in self._service.networks:
+            used, free = self._service.pool_usage(net.name)
+            statuses.append(pb.NetworkStatus(
+                name=net.name, bridge=net.bridge, subnet=str(net.subnet), gateway=str(net.gateway), mtu=net.mtu,
+                endpoints=len(self._service.list(net.name)), addresses_used=used, addresses_free=free,
+                subnet6=str(net.subnet6 or ""), gateway6=str(net.gateway6 or ""), icc=net.icc,
+                masquerade=net.masquerade, masquerade6=net.masquerade6))
+        return statuses
+
+    @on_the_pool
+    def GetStatus(self, request: pb.GetStatusRequest, context: object) -> pb.GetStatusResponse:
+        return pb.GetStatusResponse(
+            version=__version__, uptime_seconds=round(time.monotonic() - self._started, 3),
+            firewall_driver=self._service.firewall.name, networks=self._networks(),
+        )
+
+    @on_the_pool
+    def ListNetworks(self, request: pb.ListNetworksRequest, context: object) -> pb.ListNetworksResponse:
+        return pb.ListNetworksResponse(networks=self._networks())
+
+    @on_the_pool
+    def InspectEndpoint(self, request: pb.InspectEndpointRequest, context: object) -> pb.InspectEndpointResponse:
+        found = self._service.inspect(validate.container_id(request.container_id), validate.network(request.network))
+        view = found.container
+        return pb.InspectEndpointResponse(
+            endpoint=endpoint_to_proto(found.endpoint), host_link=link_to_proto(found.host_link),
+            container_link=link_to_proto(view.link if view else None),
+            container_addresses=[str(a) for a in view.addresses] if view else [],
+            container_routes=[f"{r.dst} via {r.gateway}" if r.gateway else str(r.dst) for r in view.routes] if view else [],
+        )
+
+    @on_the_pool
+    def CheckEndpoint(self, request: pb.CheckEndpointRequest, context: object) -> pb.CheckEndpointResponse:
+        problems = self._service.check(validate.container_id(request.container_id), validate.network(request.network))
+        return pb.CheckEndpointResponse(ok=not problems, problems=problems)
+
+    @on_the_pool
+    def ListEndpoints(self, request: pb.ListEndpointsRequest, context: object) -> pb.ListEndpointsResponse:
+        network = validate.network(request.network)
+        return self._listing.answer(self._service.list(), self._service.network(network).name if network else "")

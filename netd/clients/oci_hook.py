@@ -1,0 +1,35 @@
+"""The OCI runtime hook (`netctl oci-hook attach|detach`): runc and crun run
+it with the container's state on stdin, at createRuntime (or prestart) and
+poststop."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from netd.clients.publish import parse_publish
+from netd.v1 import netd_pb2 as pb
+from netd.v1 import netd_pb2_grpc as pb_grpc
+
+# A container started while netd restarts waits for it instead of failing.
+CALL = {"timeout": 30.0, "wait_for_ready": True}
+
+
+def run(action: str, stub: pb_grpc.NetdStub) -> None:
+    """runc/crun hand hooks the container state: id, pid, bundle, annotations.
+    Annotations netd.ifname and netd.ip choose the interface name and a static
+    address; netd.ports publishes ports (comma-separated, `--publish` syntax);
+    netd.network picks the network."""
+    try:
+        state = json.load(sys.stdin)
+        container_id, annotations = state["id"], state.get("annotations") or {}
+        ports = [parse_publish(p.strip()) for p in annotations.get("netd.ports", "").split(",") if p.strip()]
+    except (ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"netctl oci-hook: stdin is not an OCI state with an id and valid annotations: {e}") from None
+    if action == "attach":
+        stub.AttachContainer(pb.AttachContainerRequest(
+            container_id=container_id, pid=int(state.get("pid") or 0), owner="oci-hook",
+            ifname=annotations.get("netd.ifname", ""), ip_address=annotations.get("netd.ip", ""), ports=ports,
+            network=annotations.get("netd.network", "")), **CALL)
+    else:
+        stub.DetachContainer(pb.DetachContainerRequest(container_id=container_id), **CALL)
