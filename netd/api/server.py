@@ -59,6 +59,7 @@ LIMITS = [
     ("grpc.keepalive_time_ms", 60_000),
     ("grpc.keepalive_timeout_ms", 20_000),
     ("grpc.max_metadata_size", 16 * 1024),
+    ("grpc.http2.bdp_probe", 0),
 ]
 
 
