@@ -36,6 +36,7 @@ GLOBALS: dict[str, tuple[Any, type]] = {
     "socket_group": ("", str),
     "metrics_address": ("", str),
     "log_format": ("", str),
+    "manage_accept_ra": (True, bool),
 }
 # Per-network keys: key → type. (name and subnet are required.)
 NETWORK_KEYS: dict[str, type] = {
@@ -56,6 +57,7 @@ class DaemonConfig:
     firewall_check_interval: float
     metrics_address: str  # "" = no metrics endpoint
     networks: tuple[NetworkConfig, ...]  # mtu 0: take the uplink's
+    manage_accept_ra: bool = True
 
 
 def parser() -> argparse.ArgumentParser:
@@ -79,6 +81,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-address", metavar="HOST:PORT", help="serve Prometheus metrics here (default: off)")
     p.add_argument("--log-format", choices=["json", "console"],
                    help="default: console on a terminal, JSON lines otherwise")
+    p.add_argument("--no-manage-accept-ra", dest="manage_accept_ra", action="store_false", default=None,
+                   help="refuse to start rather than set accept_ra=2 on an uplink that IPv6 forwarding "
+                        "would make ignore router advertisements")
     return p
 
 
@@ -231,6 +236,7 @@ def from_args(argv: list[str] | None, *, isatty: bool = False) -> DaemonConfig:
         firewall_check_interval=settings["firewall_check_interval"],
         metrics_address=settings["metrics_address"],
         networks=tuple(networks),
+        manage_accept_ra=settings["manage_accept_ra"],
     )
 
 

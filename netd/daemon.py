@@ -8,6 +8,7 @@ import grp
 import logging
 import os
 import resource
+import secrets
 import signal
 import socket
 import stat
@@ -23,8 +24,8 @@ from netd import config, firewall, metrics
 from netd.api.server import Server
 from netd.errors import FailedPrecondition, NetdError
 from netd.firewall.hostports import HostPorts
-from netd.kernel import links, netns, watch
-from netd.service import Service
+from netd.kernel import links, netns, sysctl, watch
+from netd.service import Problem, Service
 from netd.store.sqlite import SqliteStore
 
 log = structlog.get_logger("netd")
@@ -83,6 +84,23 @@ def lock_state_dir(state_dir: Path) -> int:
     return fd
 
 
+def instance_of(state_dir: Path) -> tuple[str, bool]:
+    """This netd's instance id, kept in the state dir: the mark on all it
+    creates (links' alias, firewall table and chain names), so that it
+    touches nothing another netd, or anyone else, made. And whether the
+    state dir was a netd's from before instances, whose objects carry no
+    mark yet: then they are taken over."""
+    path = state_dir / "instance"
+    try:
+        return path.read_text().strip(), False
+    except FileNotFoundError:
+        pass
+    instance = secrets.token_hex(4)
+    taking_over = (state_dir / "netd.db").exists()
+    path.write_text(instance + "\n")
+    return instance, taking_over
+
+
 def check_socket_dir(socket_path: Path) -> None:
     directory = socket_path.parent
     directory.mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -115,15 +133,12 @@ def in_background(name: str, loop: Callable[[], object], stop: threading.Event, 
     threading.Thread(target=target, name=name, daemon=True).start()
 
 
-def heal(service: Service, set_serving: Callable[[bool], None]) -> None:
-    """One round of self-repair; health says NOT_SERVING while repair fails."""
-    try:
-        metrics.count_repairs("network", service.heal())
-    except NetdError as e:
-        log.error("repair_failed", error=str(e))
-        set_serving(False)
-        return
-    set_serving(True)
+def heal(service: Service, set_health: Callable[[list[Problem]], None]) -> None:
+    """One round of self-repair; health says what is still broken."""
+    repairs, problems = service.heal()
+    for kind, count in repairs.items():
+        metrics.count_repairs(kind, count)
+    set_health(problems)
 
 
 def verify(service: Service) -> None:
@@ -139,11 +154,13 @@ def verify(service: Service) -> None:
              ms=round((time.monotonic() - started) * 1000))
 
 
-def start_background_loops(service: Service, set_serving: Callable[[bool], None], cfg: config.DaemonConfig, stop: threading.Event) -> None:
+def start_background_loops(service: Service, set_health: Callable[[list[Problem]], None], cfg: config.DaemonConfig,
+                           stop: threading.Event) -> None:
     threading.Thread(target=lambda: verify(service), name="verify-containers", daemon=True).start()
-    in_background("healer", lambda: heal(service, set_serving), stop, cfg.firewall_check_interval)
-    in_background("link-watcher", lambda: watch.watch_deleted_veths(
+    in_background("healer", lambda: heal(service, set_health), stop, cfg.firewall_check_interval)
+    in_background("link-watcher", lambda: watch.watch_links(
         lambda name, index: metrics.count_repairs("container_gone", service.forget_if_gone(name, index)),
+        service.link_went_down,
         lambda: metrics.count_repairs("container_gone", service.sweep()), stop), stop, 1.0)
 
 
@@ -170,13 +187,17 @@ def serve(cfg: config.DaemonConfig) -> int:
     started = time.monotonic()
     raise_fd_limit()
     lock_fd = lock_state_dir(cfg.state_dir)
+    instance, taking_over = instance_of(cfg.state_dir)
     check_socket_dir(cfg.socket)
     store = SqliteStore(cfg.state_dir / "netd.db")
     networks = config.networks(cfg, links.uplink_mtu())
-    fw = firewall.select(cfg.firewall)
-    firewall.remove_others(fw)
-    service = Service(networks=networks, store=store, links=links, namespaces=netns, firewall=fw,
-                      host_ports=HostPorts())
+    fw = firewall.select(cfg.firewall, instance)
+    if taking_over:
+        firewall.remove_legacy()
+    firewall.remove_others(fw, instance)
+    service = Service(networks=networks, store=store, links=links, namespaces=netns, firewall=fw, sysctls=sysctl,
+                      host_ports=HostPorts(), mark=f"netd:{instance}", adopt_unmarked=taking_over,
+                      manage_accept_ra=cfg.manage_accept_ra)
     service.prepare()
     # The store and the kernel agree again before the socket exists: a
     # caller meanwhile finds none, and waits (wait_for_ready) or retries.
@@ -188,13 +209,13 @@ def serve(cfg: config.DaemonConfig) -> int:
     # as long as netd: keep it out of the collector's full passes, whose
     # pauses otherwise show up as tens of milliseconds on some calls.
     gc.freeze()
-    grpc_server.set_serving(True)
+    grpc_server.set_health(service.problems())
     grpc_server.start()
     if cfg.metrics_address:
         metrics.enable(cfg.metrics_address, service)
     metrics.count_repairs("reconcile", repairs)
     count = len(service.list())
-    log.info("serving", socket=str(cfg.socket),
+    log.info("serving", socket=str(cfg.socket), instance=instance,
              networks={n.name: f"{n.bridge} {n.subnet} {n.subnet6 or ''} mtu {n.mtu}".replace("  ", " ")
                        for n in networks},
              firewall=fw.name, endpoints=count, repairs=repairs, ms=round((time.monotonic() - started) * 1000))
@@ -203,13 +224,13 @@ def serve(cfg: config.DaemonConfig) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    start_background_loops(service, grpc_server.set_serving, cfg, stop)
+    start_background_loops(service, grpc_server.set_health, cfg, stop)
     keep_systemd_posted(service, stop)
 
     # In-flight calls finish, new ones get UNAVAILABLE; endpoints stay up so
     # containers keep their network while netd restarts.
     sd_notify("STOPPING=1")
-    grpc_server.set_serving(False)
+    grpc_server.set_health([Problem("netd is stopping")])
     grpc_server.stop(SHUTDOWN_GRACE_SECONDS)
     store.close()
     os.close(lock_fd)

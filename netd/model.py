@@ -157,10 +157,11 @@ class Endpoint:
         return self.address6 is not None
 
 
-def host_ifname_for(container_id: str, network: str = DEFAULT_NETWORK) -> str:
-    # The default network keeps the name it had before there were several.
-    key = container_id if network == DEFAULT_NETWORK else f"{network}\0{container_id}"
-    digest = hashlib.sha256(key.encode()).hexdigest()
+def host_ifname_for(container_id: str, network: str = DEFAULT_NETWORK, mark: str = "netd") -> str:
+    """The host end's name: netd's prefix and a hash of the endpoint's key
+    and the netd instance's mark, so two netds on one host never want the
+    same name for the same container id."""
+    digest = hashlib.sha256(f"{mark}\0{network}\0{container_id}".encode()).hexdigest()
     return HOST_IFNAME_PREFIX + digest[: 15 - len(HOST_IFNAME_PREFIX)]
 
 

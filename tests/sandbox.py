@@ -106,6 +106,18 @@ class Sandbox:
     def log_path(self) -> Path:
         return self.workdir / "netd.log"
 
+    @property
+    def instance(self) -> str:
+        """The netd instance id of the state dir (its mark on what it creates)."""
+        return (self.state_dir / "instance").read_text().strip()
+
+    @property
+    def nft_table(self) -> str:
+        return f"netd_{self.instance}"
+
+    def iptables_chain(self, base: str) -> str:
+        return f"NETD-{base}-{self.instance}"
+
     # -- world -----------------------------------------------------------
 
     def up(self) -> Sandbox:

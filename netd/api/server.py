@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection
 
 from netd.api.servicer import NetdServicer
 from netd.errors import FailedPrecondition
-from netd.service import Service
+from netd.service import Problem, Service
 from netd.v1 import netd_pb2 as pb
 from netd.v1 import netd_pb2_grpc as pb_grpc
 
@@ -80,6 +80,7 @@ class Server:
 
     def __init__(self, service: Service, socket_path: Path, workers: int = WORKERS) -> None:
         self._path = socket_path
+        self._networks = service.networks
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="grpc-worker")
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="grpc-loop", daemon=True)
@@ -102,10 +103,15 @@ class Server:
     def start(self) -> None:
         self._run(self._server.start())
 
-    def set_serving(self, serving: bool) -> None:
-        """grpc.health.v1's answer, for the whole server and for Netd."""
-        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-        for name in (SERVICE_NAME, ""):
+    def set_health(self, problems: list[Problem]) -> None:
+        """grpc.health.v1's answers: the whole server and Netd are SERVING
+        while nothing netd depends on is broken; `network/NAME` while
+        nothing its network depends on is."""
+        broken = {p.network for p in problems}
+        statuses = {name: not problems for name in (SERVICE_NAME, "")}
+        statuses.update({f"network/{net.name}": not broken & {"", net.name} for net in self._networks})
+        for name, serving in statuses.items():
+            status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
             self._run(self._health.set(name, status))
 
     def stop(self, grace: float) -> None:

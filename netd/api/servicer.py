@@ -157,6 +157,7 @@ class NetdServicer(pb_grpc.NetdServicer):
         return pb.GetStatusResponse(
             version=__version__, uptime_seconds=round(time.monotonic() - self._started, 3),
             firewall_driver=self._service.firewall.name, networks=self._networks(),
+            problems=[str(p) for p in self._service.problems()], instance=self._service.mark.partition(":")[2],
         )
 
     @on_the_pool

@@ -77,7 +77,7 @@ def parser() -> argparse.ArgumentParser:
                            help="does the kernel still match the record? (exit 1 if not)")
     check.add_argument("container_id")
     sub.add_parser("networks", parents=[output], help="list networks: bridge, subnets, MTU, addresses used/free")
-    sub.add_parser("status", parents=[output], help="is netd serving?")
+    sub.add_parser("status", parents=[output], help="is netd serving, and is anything it depends on broken? (exit 3 if so)")
     hook = sub.add_parser("oci-hook", help="OCI runtime hook: reads the container state JSON on stdin")
     hook.add_argument("action", choices=["attach", "detach"],
                       help="attach (createRuntime or prestart hook) or detach (poststop hook)")
@@ -129,14 +129,16 @@ def status(args: argparse.Namespace, channel: grpc.Channel, stub: pb_grpc.NetdSt
     data = {"status": health_pb2.HealthCheckResponse.ServingStatus.Name(health.status), "socket": args.socket,
             **to_dict(stub.GetStatus(pb.GetStatusRequest(), timeout=TIMEOUT))}
     lines = [f"{data['status']} on {args.socket}",
-             f"version {data['version']}, up {data['uptime_seconds']:.0f}s, firewall {data['firewall_driver']}"]
+             f"version {data['version']}, instance {data['instance']}, up {data['uptime_seconds']:.0f}s, "
+             f"firewall {data['firewall_driver']}"]
     for n in data["networks"]:
         v6 = f", subnet6 {n['subnet6']}" if n["subnet6"] else ""
         lines.append(f"network {n['name']}: bridge {n['bridge']}, subnet {n['subnet']}{v6}, gateway {n['gateway']}, "
                      f"mtu {n['mtu']}, {n['endpoints']} endpoints, {n['addresses_used']} addresses used, "
                      f"{n['addresses_free']} free")
+    lines += [f"problem: {p}" for p in data["problems"]]
     emit(args, data, "\n".join(lines))
-    return 0 if serving else 3
+    return 0 if serving and not data["problems"] else 3
 
 
 def _flag_on_sigint() -> list[int]:

@@ -89,35 +89,47 @@ class IntactCache:
         return self._changes is None or self._changes.arrived()
 
 
-def select(name: str) -> Firewall:
+def _drivers() -> dict[str, tuple[type, str]]:
     from netd.firewall.iptables import IptablesFirewall
     from netd.firewall.nftables import NftablesFirewall
+
+    return {"nftables": (NftablesFirewall, "nft"), "iptables": (IptablesFirewall, "iptables-restore")}
+
+
+def select(name: str, instance: str = "") -> Firewall:
+    """The driver `name`, keeping to the table or chains of netd instance `instance`."""
     from netd.firewall.noop import NoopFirewall
 
-    drivers = {"nftables": (NftablesFirewall, "nft"), "iptables": (IptablesFirewall, "iptables-restore")}
+    drivers = _drivers()
     if name == "none":
         return NoopFirewall()
     if name == "auto":
         for candidate, (_, binary) in drivers.items():
             if shutil.which(binary):
-                return select(candidate)
+                return select(candidate, instance)
         raise FailedPrecondition("firewall auto: neither nft nor iptables-restore is installed")
     if name not in drivers:
         raise FailedPrecondition(f"firewall {name!r} is unknown: use auto, nftables, iptables or none")
     cls, binary = drivers[name]
     if not shutil.which(binary):
         raise FailedPrecondition(f"firewall {name}: {binary} is not installed")
-    return cls()
+    return cls(instance)
 
 
-def remove_others(chosen: Firewall) -> None:
+def remove_others(chosen: Firewall, instance: str) -> None:
     """Switching drivers between runs must not leave the old driver's rules behind."""
-    from netd.firewall.iptables import IptablesFirewall
-    from netd.firewall.nftables import NftablesFirewall
+    for name, (cls, binary) in _drivers().items():
+        if name != chosen.name and shutil.which(binary):
+            cls(instance).teardown()
 
-    for cls, binary in ((NftablesFirewall, "nft"), (IptablesFirewall, "iptables-save")):
-        if cls.name != chosen.name and shutil.which(binary):
-            cls().teardown()
+
+def remove_legacy() -> None:
+    """The table or chains of a netd from before instances (no ID in their
+    names), when its state dir is taken over by this one: they were that
+    netd's, and would otherwise stay in the host's rules for good."""
+    for cls, binary in _drivers().values():
+        if shutil.which(binary):
+            cls("").teardown()
 
 
 def forget_udp_flows(mappings: tuple[PortMapping, ...], dual_stack: bool = False) -> None:

@@ -14,10 +14,27 @@ from netd.model import NetworkConfig
 
 
 @dataclass(frozen=True)
+class Chains:
+    """netd's chains: NETD-GUARD-ID and so on, ID the netd instance's; a
+    netd from before instances had them without the suffix."""
+
+    instance: str = ""
+
+    def __getattr__(self, base: str) -> str:
+        if base not in BASES:
+            raise AttributeError(base)
+        name = f"NETD-{base.upper()}"
+        return f"{name}-{self.instance}" if self.instance else name
+
+
+BASES = ("guard", "dnat", "postrouting", "forward")
+
+
+@dataclass(frozen=True)
 class Family:
     version: int
     binary: str
-    hooks: tuple[tuple[str, str, str], ...]  # (table, built-in chain, our chain)
+    hooks: tuple[tuple[str, str, str], ...]  # (table, built-in chain, our chain's base name)
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -25,17 +42,17 @@ class Family:
 
 
 IPV4 = Family(4, "iptables", (
-    ("raw", "PREROUTING", "NETD-GUARD"),
-    ("nat", "PREROUTING", "NETD-DNAT"),
-    ("nat", "OUTPUT", "NETD-DNAT"),
-    ("nat", "POSTROUTING", "NETD-POSTROUTING"),
-    ("filter", "FORWARD", "NETD-FORWARD"),
+    ("raw", "PREROUTING", "guard"),
+    ("nat", "PREROUTING", "dnat"),
+    ("nat", "OUTPUT", "dnat"),
+    ("nat", "POSTROUTING", "postrouting"),
+    ("filter", "FORWARD", "forward"),
 ))
 IPV6 = Family(6, "ip6tables", (
-    ("nat", "PREROUTING", "NETD-DNAT"),
-    ("nat", "OUTPUT", "NETD-DNAT"),
-    ("nat", "POSTROUTING", "NETD-POSTROUTING"),
-    ("filter", "FORWARD", "NETD-FORWARD"),
+    ("nat", "PREROUTING", "dnat"),
+    ("nat", "OUTPUT", "dnat"),
+    ("nat", "POSTROUTING", "postrouting"),
+    ("filter", "FORWARD", "forward"),
 ))
 
 
@@ -44,65 +61,65 @@ def _comment(net: NetworkConfig | None = None) -> str:
     return f'-m comment --comment "{tag(net)}"' if net else f"-m comment --comment {TAG}"
 
 
-def dnat_rules(fwd: Forward, version: int = 4) -> list[str]:
+def dnat_rules(fwd: Forward, version: int = 4, chains: Chains = Chains()) -> list[str]:
     m, only = fwd.mapping, fwd.mapping.only_address
     only_ip = f"-d {only}/{only.max_prefixlen} " if only else ""
     to = f"{fwd.container_ip}" if version == 4 else f"[{fwd.container_ip6}]"
-    return [f"-A NETD-DNAT {only_ip}-p {m.protocol} -m {m.protocol} --dport {host} {_comment()} "
+    return [f"-A {chains.dnat} {only_ip}-p {m.protocol} -m {m.protocol} --dport {host} {_comment()} "
             f"-j DNAT --to-destination {to}:{inside}"
             for host, inside in fwd.pairs(version)]
 
 
-def forward_rules(net: NetworkConfig, others: list[str]) -> list[str]:
-    br, c = net.bridge, _comment(net)
+def forward_rules(net: NetworkConfig, others: list[str], chains: Chains = Chains()) -> list[str]:
+    br, c, fwd = net.bridge, _comment(net), chains.forward
     drop = f"-m conntrack ! --ctstate DNAT {c} -j DROP"
     return [
-        *(f"-A NETD-FORWARD -i {br} -o {other} {drop}" for other in others),
-        *([] if net.icc else [f"-A NETD-FORWARD -i {br} -o {br} {drop}"]),
-        f"-A NETD-FORWARD -i {br} {c} -j ACCEPT",
-        f"-A NETD-FORWARD -o {br} -m conntrack --ctstate DNAT {c} -j ACCEPT",
-        f"-A NETD-FORWARD -o {br} -m conntrack --ctstate RELATED,ESTABLISHED {c} -j ACCEPT",
+        *(f"-A {fwd} -i {br} -o {other} {drop}" for other in others),
+        *([] if net.icc else [f"-A {fwd} -i {br} -o {br} {drop}"]),
+        f"-A {fwd} -i {br} {c} -j ACCEPT",
+        f"-A {fwd} -o {br} -m conntrack --ctstate DNAT {c} -j ACCEPT",
+        f"-A {fwd} -o {br} -m conntrack --ctstate RELATED,ESTABLISHED {c} -j ACCEPT",
     ]
 
 
-def network_rules(net: NetworkConfig, others: list[str]) -> dict[str, list[str]]:
+def network_rules(net: NetworkConfig, others: list[str], chains: Chains = Chains()) -> dict[str, list[str]]:
     """Per table, exactly as iptables-save prints them. Same meaning as the
     nftables driver's rules (see there for why each exists)."""
-    br, c = net.bridge, _comment(net)
-    masquerade = [f"-A NETD-POSTROUTING -s {net.subnet} ! -o {br} {c} -j MASQUERADE"] if net.masquerade else []
+    br, c, post, guard = net.bridge, _comment(net), chains.postrouting, chains.guard
+    masquerade = [f"-A {post} -s {net.subnet} ! -o {br} {c} -j MASQUERADE"] if net.masquerade else []
     return {
-        "raw": [f"-A NETD-GUARD -s {LOOPBACK} -i {br} {c} -j DROP", f"-A NETD-GUARD -d {LOOPBACK} -i {br} {c} -j DROP"],
+        "raw": [f"-A {guard} -s {LOOPBACK} -i {br} {c} -j DROP", f"-A {guard} -d {LOOPBACK} -i {br} {c} -j DROP"],
         "nat": masquerade + [
-            f"-A NETD-POSTROUTING -s {net.subnet} -o {br} -m conntrack --ctstate DNAT {c} -j MASQUERADE",
-            f"-A NETD-POSTROUTING -s {LOOPBACK} -o {br} -m conntrack --ctstate DNAT {c} -j MASQUERADE",
+            f"-A {post} -s {net.subnet} -o {br} -m conntrack --ctstate DNAT {c} -j MASQUERADE",
+            f"-A {post} -s {LOOPBACK} -o {br} -m conntrack --ctstate DNAT {c} -j MASQUERADE",
         ],
-        "filter": forward_rules(net, others),
+        "filter": forward_rules(net, others, chains),
     }
 
 
-def network_rules6(net: NetworkConfig, others: list[str]) -> dict[str, list[str]]:
+def network_rules6(net: NetworkConfig, others: list[str], chains: Chains = Chains()) -> dict[str, list[str]]:
     """A dual-stack network's ip6tables rules."""
-    br, c = net.bridge, _comment(net)
-    masquerade = [f"-A NETD-POSTROUTING -s {net.subnet6} ! -o {br} {c} -j MASQUERADE"] if net.masquerade6 else []
+    br, c, post = net.bridge, _comment(net), chains.postrouting
+    masquerade = [f"-A {post} -s {net.subnet6} ! -o {br} {c} -j MASQUERADE"] if net.masquerade6 else []
     return {
-        "nat": masquerade + [f"-A NETD-POSTROUTING -s {net.subnet6} -o {br} -m conntrack --ctstate DNAT {c} -j MASQUERADE"],
-        "filter": forward_rules(net, others),
+        "nat": masquerade + [f"-A {post} -s {net.subnet6} -o {br} -m conntrack --ctstate DNAT {c} -j MASQUERADE"],
+        "filter": forward_rules(net, others, chains),
     }
 
 
-def render_rules(rules: Ruleset, family: Family = IPV4) -> dict[str, list[str]]:
+def render_rules(rules: Ruleset, family: Family = IPV4, chains: Chains = Chains()) -> dict[str, list[str]]:
     """Our chains' rules, per table."""
     out: dict[str, list[str]] = {t: [] for t in family.tables}
     networks = rules.networks
-    out["nat"].append(f"-A NETD-DNAT -m addrtype ! --dst-type LOCAL {_comment()} -j RETURN")
+    out["nat"].append(f"-A {chains.dnat} -m addrtype ! --dst-type LOCAL {_comment()} -j RETURN")
     if family.version == 6:
         # See the nftables driver: ::1 cannot be DNATed to a container.
-        out["nat"].append(f"-A NETD-DNAT -d ::1/128 {_comment()} -j RETURN")
+        out["nat"].append(f"-A {chains.dnat} -d ::1/128 {_comment()} -j RETURN")
         networks = tuple(n for n in networks if n.subnet6)
-    out["nat"] += [r for f in rules.forwards for r in dnat_rules(f, family.version)]
+    out["nat"] += [r for f in rules.forwards for r in dnat_rules(f, family.version, chains)]
     for net in networks:
         others = [o.bridge for o in networks if o is not net]
-        per_table = network_rules(net, others) if family.version == 4 else network_rules6(net, others)
+        per_table = network_rules(net, others, chains) if family.version == 4 else network_rules6(net, others, chains)
         for table, lines in per_table.items():
             out[table] += lines
     return out
@@ -112,28 +129,33 @@ def jump_rule(builtin: str, chain: str) -> str:
     return f"-A {builtin} {_comment()} -j {chain}"
 
 
-def render_restore(rules: Ruleset, saved: str, family: Family = IPV4) -> str:
+def hooks(family: Family, chains: Chains = Chains()) -> list[tuple[str, str, str]]:
+    """(table, built-in chain, our chain) of the family."""
+    return [(table, builtin, getattr(chains, base)) for table, builtin, base in family.hooks]
+
+
+def render_restore(rules: Ruleset, saved: str, family: Family = IPV4, chains: Chains = Chains()) -> str:
     """The batch that makes our chains exactly right, given `iptables-save` output.
 
     Jumps are inserted only when missing: `--noflush` keeps everyone else's rules.
     """
-    rendered, present = render_rules(rules, family), set(saved.splitlines())
+    rendered, present = render_rules(rules, family, chains), set(saved.splitlines())
     lines = []
     for table in family.tables:
-        hooks = [(builtin, chain) for t, builtin, chain in family.hooks if t == table]
+        jumps = [(builtin, chain) for t, builtin, chain in hooks(family, chains) if t == table]
         lines.append(f"*{table}")
-        lines += [f":{chain} - [0:0]" for chain in dict.fromkeys(chain for _, chain in hooks)]
+        lines += [f":{chain} - [0:0]" for chain in dict.fromkeys(chain for _, chain in jumps)]
         lines += rendered[table]
-        lines += [f"-I {builtin} 1 {_comment()} -j {chain}" for builtin, chain in hooks
+        lines += [f"-I {builtin} 1 {_comment()} -j {chain}" for builtin, chain in jumps
                   if jump_rule(builtin, chain) not in present]
         lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 
 
-def rules_in_place(rules: Ruleset, saved: str, family: Family = IPV4) -> bool:
+def rules_in_place(rules: Ruleset, saved: str, family: Family = IPV4, chains: Chains = Chains()) -> bool:
     present = set(saved.splitlines())
-    wanted = [r for rs in render_rules(rules, family).values() for r in rs]
-    wanted += [jump_rule(builtin, chain) for _, builtin, chain in family.hooks]
+    wanted = [r for rs in render_rules(rules, family, chains).values() for r in rs]
+    wanted += [jump_rule(builtin, chain) for _, builtin, chain in hooks(family, chains)]
     return all(rule in present for rule in wanted)
 
 
@@ -145,14 +167,14 @@ def _save(family: Family) -> str:
     return "".join(runner.run([f"{family.binary}-save", "-t", table]) for table in family.tables)
 
 
-def _teardown(family: Family) -> None:
+def _teardown(family: Family, chains: Chains) -> None:
     saved = _save(family)
-    for table, builtin, chain in family.hooks:
+    for table, builtin, chain in hooks(family, chains):
         rule = jump_rule(builtin, chain)
-        while rule in saved:  # a crash between restores may have doubled it
+        while rule in saved.splitlines():  # a crash between restores may have doubled it
             runner.run([family.binary, "-w", "5", "-t", table, "-D", *rule.split()[1:]])
-            saved = saved.replace(rule, "", 1)
-    for table, chain in dict.fromkeys((t, c) for t, _, c in family.hooks):
+            saved = saved.replace(rule + "\n", "", 1)
+    for table, chain in dict.fromkeys((t, c) for t, _, c in hooks(family, chains)):
         if f":{chain} " in saved:
             runner.run([family.binary, "-w", "5", "-t", table, "-F", chain])
             runner.run([family.binary, "-w", "5", "-t", table, "-X", chain])
@@ -168,20 +190,21 @@ def _version() -> str:
 class IptablesFirewall:
     name = "iptables"
 
-    def __init__(self) -> None:
+    def __init__(self, instance: str = "") -> None:
+        self.chains = Chains(instance)
         self._ipv6_checked = False
         self._checked: IntactCache | None = None
 
     def apply(self, rules: Ruleset) -> None:
         try:
             if not self._ipv6_checked and IPV6 not in _families(rules):
-                _teardown(IPV6)  # a previous run's dual-stack networks
+                _teardown(IPV6, self.chains)  # a previous run's dual-stack networks
             self._ipv6_checked = True
             for family in _families(rules):
                 runner.run([f"{family.binary}-restore", "--noflush", "-w", "5"],
-                           stdin=render_restore(rules, _save(family), family))
+                           stdin=render_restore(rules, _save(family), family, self.chains))
         except CommandError as e:
-            raise FirewallError(f"failed to apply iptables chains NETD-*: {e}") from e
+            raise FirewallError(f"failed to apply iptables chains {self.chains.dnat} and others: {e}") from e
 
     def intact(self, rules: Ruleset) -> bool:
         if self._checked is None:
@@ -190,7 +213,7 @@ class IptablesFirewall:
         if self._checked.known_intact(rules):
             return True
         try:
-            found = all(rules_in_place(rules, _save(family), family) for family in _families(rules))
+            found = all(rules_in_place(rules, _save(family), family, self.chains) for family in _families(rules))
         except CommandError:
             return False
         self._checked.remember(rules, found)
@@ -199,6 +222,6 @@ class IptablesFirewall:
     def teardown(self) -> None:
         try:
             for family in (IPV4, IPV6):
-                _teardown(family)
+                _teardown(family, self.chains)
         except CommandError as e:
-            raise FirewallError(f"failed to remove iptables chains NETD-*: {e}") from e
+            raise FirewallError(f"failed to remove iptables chains {self.chains.dnat} and others: {e}") from e

@@ -8,7 +8,12 @@ from netd.errors import CommandError, FirewallError
 from netd.firewall import LOOPBACK, TAG, Forward, IntactCache, Ruleset, tag
 from netd.model import NetworkConfig
 
-FAMILY, TABLE = "inet", "netd"
+FAMILY = "inet"
+
+
+def table_name(instance: str = "") -> str:
+    """netd_ID, ID the netd instance's; a netd from before instances used `netd`."""
+    return f"netd_{instance}" if instance else "netd"
 
 
 def _comment(net: NetworkConfig | None = None) -> str:
@@ -68,7 +73,7 @@ def _chain(name: str, hook: str, rules: list[str]) -> list[str]:
     return [f"    chain {name} {{", *head, *(f"        {r}" for r in rules), "    }"]
 
 
-def render_ruleset(rules: Ruleset) -> str:
+def render_ruleset(rules: Ruleset, table: str = "netd") -> str:
     """The whole table. `add table` first so `delete table` cannot fail."""
     nets = rules.networks
     to_published = [f"fib daddr type local jump published {_comment()}"]
@@ -77,9 +82,9 @@ def render_ruleset(rules: Ruleset) -> str:
     dual_stack = any(n.subnet6 for n in nets)
     from_host = ([f"ip6 daddr ::1 return {_comment()}"] if dual_stack else []) + to_published
     return "\n".join([
-        f"add table {FAMILY} {TABLE}",
-        f"delete table {FAMILY} {TABLE}",
-        f"table {FAMILY} {TABLE} {{",
+        f"add table {FAMILY} {table}",
+        f"delete table {FAMILY} {table}",
+        f"table {FAMILY} {table} {{",
         *_chain("guard", "type filter hook prerouting priority raw", [r for n in nets for r in localnet_guard(n)]),
         *_chain("prerouting", "type nat hook prerouting priority dstnat", to_published),
         # dstnat is not a valid priority name for the output hook in nft 1.0
@@ -103,28 +108,29 @@ def count_tagged_rules(text: str) -> int:
 class NftablesFirewall:
     name = "nftables"
 
-    def __init__(self) -> None:
+    def __init__(self, instance: str = "") -> None:
+        self.table = table_name(instance)
         self._checked = IntactCache()
 
     def apply(self, rules: Ruleset) -> None:
         try:
-            runner.run(["nft", "-f", "-"], stdin=render_ruleset(rules))
+            runner.run(["nft", "-f", "-"], stdin=render_ruleset(rules, self.table))
         except CommandError as e:
-            raise FirewallError(f"failed to apply nftables table {FAMILY} {TABLE}: {e}") from e
+            raise FirewallError(f"failed to apply nftables table {FAMILY} {self.table}: {e}") from e
 
     def intact(self, rules: Ruleset) -> bool:
         if self._checked.known_intact(rules):
             return True
         try:
-            listing = runner.run(["nft", "list", "table", FAMILY, TABLE])
+            listing = runner.run(["nft", "list", "table", FAMILY, self.table])
         except CommandError:
             return False
-        found = count_tagged_rules(listing) == count_tagged_rules(render_ruleset(rules))
+        found = count_tagged_rules(listing) == count_tagged_rules(render_ruleset(rules, self.table))
         self._checked.remember(rules, found)
         return found
 
     def teardown(self) -> None:
         try:
-            runner.run(["nft", "-f", "-"], stdin=f"add table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n")
+            runner.run(["nft", "-f", "-"], stdin=f"add table {FAMILY} {self.table}\ndelete table {FAMILY} {self.table}\n")
         except CommandError as e:
-            raise FirewallError(f"failed to delete nftables table {FAMILY} {TABLE}: {e}") from e
+            raise FirewallError(f"failed to delete nftables table {FAMILY} {self.table}: {e}") from e

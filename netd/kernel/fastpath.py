@@ -35,7 +35,10 @@ RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
 RTM_GET = 2  # every RTM_GET* type is 2 modulo 4 (NEW, DEL, GET, SET)
 F_REQUEST, F_ACK, F_REPLACE, F_EXCL, F_CREATE = 0x1, 0x4, 0x100, 0x200, 0x400
 NUD_PERMANENT = 0x80
-NDA_DST, NDA_LLADDR = 1, 2
+NDA_DST, NDA_LLADDR, NDA_PROTOCOL = 1, 2, 12
+# The originator netd writes on what it creates (neighbour entries, routes):
+# unassigned in iproute2's rt_protos.
+RTPROT_NETD = 110
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_GROUP, IFLA_NET_NS_FD = (
     1, 3, 4, 5, 10, 18, 27, 28)
 IFLA_IFALIAS, IFLA_NUM_TX_QUEUES, IFLA_NUM_RX_QUEUES = 20, 31, 32
@@ -107,17 +110,21 @@ def _family(address: IPAddress) -> int:
 
 # -- request bodies -------------------------------------------------------------
 
-def veth_body(host: str, peer: str, ns_fd: int, master: int, mtu: int, mac: str, alias: str = "") -> bytes:
+def veth_body(host: str, peer: str, ns_fd: int, master: int, mtu: int, mac: str) -> bytes:
     """Created down (see Rtnl.create_veth), one queue per end: veth defaults
     to one per CPU, then trims to one after registering, and each trim waits
-    for an RCU grace period. `alias` marks the host end as netd's."""
+    for an RCU grace period."""
     queues = u32(IFLA_NUM_TX_QUEUES, 1) + u32(IFLA_NUM_RX_QUEUES, 1)
     peer_info = (IFINFO.pack(0, 0, 0, 0, 0) + text_attr(IFLA_IFNAME, peer) + attr(IFLA_ADDRESS, mac_bytes(mac))
                  + u32(IFLA_MTU, mtu) + u32(IFLA_NET_NS_FD, ns_fd) + queues)
     return (IFINFO.pack(0, 0, 0, 0, 0) + text_attr(IFLA_IFNAME, host) + u32(IFLA_MTU, mtu) + u32(IFLA_MASTER, master)
-            + queues + (text_attr(IFLA_IFALIAS, alias) if alias else b"")
-            + nested(IFLA_LINKINFO, text_attr(IFLA_INFO_KIND, "veth"),
+            + queues + nested(IFLA_LINKINFO, text_attr(IFLA_INFO_KIND, "veth"),
                      nested(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer_info))))
+
+
+def alias_body(name: str, alias: str) -> bytes:
+    """The link's alias (the kernel ignores one given at creation)."""
+    return IFINFO.pack(0, 0, 0, 0, 0) + text_attr(IFLA_IFNAME, name) + text_attr(IFLA_IFALIAS, alias)
 
 
 def get_link_body(index: int = 0, name: str = "") -> bytes:
@@ -176,9 +183,11 @@ def default_route_body(index: int, gateway: IPAddress, metric: int = 0) -> bytes
 
 
 def neighbour_body(index: int, address: IPAddress, mac: str = "") -> bytes:
-    """A neighbour entry: permanent with a MAC, or just its key without."""
-    return (NDMSG.pack(_family(address), index, NUD_PERMANENT if mac else 0, 0, 0) + attr(NDA_DST, address.packed)
-            + (attr(NDA_LLADDR, mac_bytes(mac)) if mac else b""))
+    """A neighbour entry: permanent with a MAC and netd's mark, or just its key without."""
+    if not mac:
+        return NDMSG.pack(_family(address), index, 0, 0, 0) + attr(NDA_DST, address.packed)
+    return (NDMSG.pack(_family(address), index, NUD_PERMANENT, 0, 0) + attr(NDA_DST, address.packed)
+            + attr(NDA_LLADDR, mac_bytes(mac)) + attr(NDA_PROTOCOL, bytes([RTPROT_NETD])))
 
 
 def pin_request(index: int, address: IPAddress, mac: str) -> Request:
@@ -241,14 +250,26 @@ class Rtnl:
                 offset += (length + 3) & ~3
         return [replies.get(seq, b"") for seq in seqs], [errors.get(seq, 0) for seq in seqs]
 
-    def link_index(self, name: str) -> int | None:
+    def _get_link(self, name: str) -> bytes | None:
         try:
             (body,) = self.batch((RTM_GETLINK, 0, get_link_body(name=name)))
         except NetlinkError as e:
             if e.errno == errno.ENODEV:
                 return None
             raise
-        return IFINFO.unpack_from(body)[2]
+        return body
+
+    def link_index(self, name: str) -> int | None:
+        body = self._get_link(name)
+        return IFINFO.unpack_from(body)[2] if body else None
+
+    def link_alias(self, name: str) -> str | None:
+        """The link's alias ("" without one); None if there is no such link."""
+        body = self._get_link(name)
+        if body is None:
+            return None
+        alias = find_attr(body, IFINFO.size, IFLA_IFALIAS)
+        return alias.split(b"\0", 1)[0].decode(errors="replace") if alias else ""
 
     def set_mac(self, index: int, mac: str) -> None:
         self.batch((RTM_NEWLINK, 0, set_mac_body(index, mac)))
@@ -257,20 +278,25 @@ class Rtnl:
                     hairpin: bool = False, isolated: bool = False, alias: str = "") -> tuple[int, int] | None:
         """The pair, the host end down on `master` (settle_port sets it up);
         returns the host end's index and the peer's in its netns (None if
-        the pair vanished at once). One round trip.
+        the pair vanished at once); `alias` marks the host end. One round trip.
 
         The read makes the kernel handle the new link's carrier-off event
         while it is down. Handled once it is up, that event deactivates its
-        queue and waits for an RCU grace period. (When creation fails, the
-        later requests fail too, or touch the netd-named link that was in the
-        way.)
+        queue and waits for an RCU grace period. The mark goes in the same
+        datagram: netd dying a moment later leaves no unmarked veth. (When
+        creation fails for the peer's name, the later requests find no link.)
 
         Not NLM_F_ECHO for the index: with it, attach latency grew with the
         bridge's ports (p50 10.6 → 17.9 ms at 1000; cause not pinned down)."""
+        # The later requests name the link: were it someone else's, they
+        # would change it. So a link holding the name fails the call first.
+        if self._get_link(host) is not None:
+            raise NetlinkError(errno.EEXIST, os.strerror(errno.EEXIST))
         port_flags = [(RTM_NEWLINK, 0, bridge_port_body(host, hairpin, isolated))] if hairpin or isolated else []
         replies, errors = self.exchange(
-            (RTM_NEWLINK, F_CREATE | F_EXCL, veth_body(host, peer, ns_fd, master, mtu, mac, alias)),
+            (RTM_NEWLINK, F_CREATE | F_EXCL, veth_body(host, peer, ns_fd, master, mtu, mac)),
             (RTM_GETLINK, 0, get_link_body(name=host)),
+            *([(RTM_NEWLINK, 0, alias_body(host, alias))] if alias else []),
             *port_flags,
         )
         if not errors[0] and errors[1] == errno.ENODEV:

@@ -27,7 +27,7 @@ from pyroute2.netlink.exceptions import NetlinkError as LibraryError
 from netd import notify
 from netd.errors import AlreadyExists, FailedPrecondition, KernelError
 from netd.kernel import netns
-from netd.kernel.fastpath import IPAddress, IPInterface, NetlinkError, Rtnl
+from netd.kernel.fastpath import RTPROT_NETD, IPAddress, IPInterface, NetlinkError, Rtnl
 from netd.model import HOST_IFNAME_PREFIX, Endpoint, NetworkConfig, mac_for
 
 _local = threading.local()
@@ -80,6 +80,7 @@ class Link:
     kind: str
     mac: str = ""
     stats: tuple[int, ...] = (0,) * 8  # rx/tx packets, rx/tx bytes, rx/tx errors, rx/tx dropped
+    alias: str = ""
 
 
 STATS = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_errors", "rx_dropped", "tx_dropped")
@@ -88,7 +89,8 @@ STATS = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_er
 def _link(msg) -> Link:
     stats = msg.get("stats64") or {}
     return Link(msg["index"], msg.get("ifname") or "", msg["flags"], msg.get("mtu") or 0, msg.get("master") or 0,
-                msg.get(("linkinfo", "kind")) or "", msg.get("address") or "", tuple(stats.get(k, 0) for k in STATS))
+                msg.get(("linkinfo", "kind")) or "", msg.get("address") or "", tuple(stats.get(k, 0) for k in STATS),
+                msg.get("ifalias") or "")
 
 
 def _get_link(ipr: IPRoute, **key: object) -> Link | None:
@@ -113,25 +115,28 @@ def _gateways(net: NetworkConfig) -> list[IPInterface]:
     return found
 
 
-def ensure_bridge(net: NetworkConfig) -> int:
-    """Create or adopt the bridge: gateway address, MTU, pinned MAC, multicast snooping, up."""
+def ensure_bridge(net: NetworkConfig, mark: str, adopt_unmarked: bool = False) -> int:
+    """Create the bridge, or take up the one netd made before (its alias is
+    `mark`): gateway address, MTU, pinned MAC, multicast snooping, up.
+    adopt_unmarked: a bridge without any alias is netd's too (one made by a
+    netd from before marks, whose state dir this is): mark it."""
     ipr = _ipr()
     # An explicitly set MAC stops the bridge from taking the lowest port's
     # MAC, which would change whenever containers come and go.
     mac = mac_for(net.gateway)
     with _failing_as(f"set up bridge {net.bridge}"):
-        link = _get_link(ipr, ifname=net.bridge)
+        link, created = _get_link(ipr, ifname=net.bridge), False
         if link is None:
             with contextlib.suppress(LibraryError):  # EEXIST: someone made one meanwhile, looked at below
                 ipr.link("add", ifname=net.bridge, kind="bridge", address=mac, mtu=net.mtu)
+                created = True  # its alias, the mark, is set below: the kernel ignores one given at creation
             link = _get_link(ipr, ifname=net.bridge)
-        if link is None or link.kind != "bridge":
-            kind = (link.kind if link else "") or "unknown"
-            raise FailedPrecondition(f"bridge {net.bridge}: an interface of kind {kind} already has that name")
+        if link is None or link.kind != "bridge" or link.alias not in (mark, "" if created or adopt_unmarked else mark):
+            raise FailedPrecondition(f"bridge {net.bridge} of network {net.name}: {in_the_way(link, mark)}")
         # Setting a MAC, even the same one, flushes every neighbour entry on
         # the bridge, the pinned ones too: only when it differs.
         changes = {"address": mac} if link.mac != mac else {}
-        ipr.link("set", index=link.index, kind="bridge", mtu=net.mtu, state="up",
+        ipr.link("set", index=link.index, kind="bridge", mtu=net.mtu, state="up", ifalias=mark,
                  br_mcast_snooping=int(net.multicast_snooping), **changes)
         present = _addresses(ipr, link.index)
         for gateway in _gateways(net):
@@ -142,13 +147,40 @@ def ensure_bridge(net: NetworkConfig) -> int:
         return link.index
 
 
-def bridge_intact(net: NetworkConfig, index: int) -> bool:
-    """Is the bridge still there under the same index, up, with the gateway address?"""
+def in_the_way(link: Link | None, mark: str) -> str:
+    """Why netd will not use the interface holding a name it needs."""
+    if link is None:
+        return "the interface vanished while netd set it up"
+    found = f"a {link.kind or 'device'} with alias {link.alias!r}" if link.alias else f"a {link.kind or 'device'}"
+    return f"{found} holds the name, and netd did not create it (netd marks what it creates with alias {mark!r})"
+
+
+def bridge_problem(net: NetworkConfig, index: int, mark: str) -> str:
+    """What is wrong with the network's bridge, netd's under `index`: "" if nothing."""
     ipr = _ipr()
     with _failing_as(f"read bridge {net.bridge}"):
         link = _get_link(ipr, ifname=net.bridge)
-        return (link is not None and link.index == index and bool(link.flags & IFF_UP)
-                and set(_gateways(net)) <= set(_addresses(ipr, index)))
+        if link is None:
+            return "missing"
+        if link.alias != mark or link.kind != "bridge":
+            return in_the_way(link, mark)
+        if link.index != index:
+            return "deleted and created again"
+        if not link.flags & IFF_UP:
+            return "down"
+        missing = set(_gateways(net)) - set(_addresses(ipr, index))
+        return f"lacks gateway address {', '.join(map(str, sorted(missing, key=str)))}" if missing else ""
+
+
+def set_up(name: str) -> None:
+    with _failing_as(f"set {name} up"):
+        _ipr().link("set", ifname=name, state="up")
+
+
+def mark_link(index: int, mark: str) -> None:
+    """Mark a link netd made as netd's (its alias)."""
+    with _failing_as(f"mark link {index}"):
+        _ipr().link("set", index=index, ifalias=mark)
 
 
 def enslave(name: str, bridge_index: int, hairpin: bool = False, isolated: bool = False) -> None:
@@ -159,24 +191,36 @@ def enslave(name: str, bridge_index: int, hairpin: bool = False, isolated: bool 
 
 
 def create_veth(host_ifname: str, peer_ifname: str, ns_fd: int, bridge_index: int, mtu: int, mac: str,
-                hairpin: bool = False, isolated: bool = False) -> tuple[int, int]:
+                mark: str, hairpin: bool = False, isolated: bool = False) -> tuple[int, int]:
     """The pair, its peer already in the container netns, the host end down
-    on the bridge (settle_port sets it up) and without IPv6. Returns the host
-    end's index and the peer's.
+    on the bridge (settle_port sets it up), without IPv6 and marked netd's
+    (alias `mark`). Returns the host end's index and the peer's.
 
     hairpin: the port may send a frame back where it came from (a container
     reaching its own published port when br_netfilter DNATs bridged traffic).
     isolated: no frames to other isolated ports (inter-container traffic off).
+
+    A netd veth already holding the name is one an attach a crash
+    interrupted left behind (the caller holds the container id, which has
+    no endpoint): it is deleted and the pair created again.
     """
     rtnl = _rtnl()
-    try:
-        indexes = rtnl.create_veth(host_ifname, peer_ifname, ns_fd, bridge_index, mtu, mac, hairpin, isolated)
-    except NetlinkError as e:
-        if e.errno == errno.EEXIST:
-            if rtnl.link_index(host_ifname) is not None:
-                raise AlreadyExists(f"host interface {host_ifname} already exists") from None
-            raise AlreadyExists(f"ifname {peer_ifname} already exists in the container's network namespace") from None
-        raise KernelError(f"failed to create veth {host_ifname}: {e.strerror}") from e
+    for leftover in (True, False):
+        try:
+            indexes = rtnl.create_veth(host_ifname, peer_ifname, ns_fd, bridge_index, mtu, mac, hairpin, isolated, mark)
+            break
+        except NetlinkError as e:
+            if e.errno != errno.EEXIST:
+                raise KernelError(f"failed to create veth {host_ifname}: {e.strerror}") from e
+            alias = rtnl.link_alias(host_ifname)
+            if alias is None:
+                raise AlreadyExists(f"ifname {peer_ifname} already exists in the container's network namespace") from None
+            if alias != mark:
+                raise FailedPrecondition(f"host interface {host_ifname}: "
+                                         f"{in_the_way(Link(0, host_ifname, 0, 0, 0, '', alias=alias), mark)}") from None
+            if not leftover:
+                raise KernelError(f"failed to create veth {host_ifname}: netd's leftover came back") from None
+            delete_link(host_ifname)
     if indexes is None:
         raise KernelError(f"failed to create veth {host_ifname}: it vanished (container exited?)")
     _disable_ipv6(host_ifname)
@@ -243,6 +287,7 @@ class ContainerView:
     link: Link | None
     addresses: list[IPInterface]
     routes: list[Route]
+    neighbours: set[IPAddress] = frozenset()  # with a permanent entry on the link
 
     def problems(self, endpoint: Endpoint) -> list[str]:
         ifname = endpoint.ifname
@@ -257,6 +302,8 @@ class ContainerView:
         for gateway in (endpoint.gateway, endpoint.gateway6):
             if gateway and not any(r.dst.prefixlen == 0 and r.gateway == gateway for r in self.routes):
                 found.append(f"container: no default route via {gateway}")
+            if gateway and gateway not in self.neighbours:
+                found.append(f"container: no pinned neighbour entry for gateway {gateway}")
         return found
 
 
@@ -277,7 +324,10 @@ def container_view(ns_fd: int, ifname: str) -> ContainerView:
         link = _get_link(ipr, ifname=ifname)
         if link is None:
             return ContainerView(None, [], [])
-        return ContainerView(link, _addresses(ipr, link.index), [_route(r) for r in _main_routes(ipr, oif=link.index)])
+        pinned = {ip_address(n.get("dst")) for n in ipr.neigh("dump", family=socket.AF_UNSPEC)
+                  if n["ifindex"] == link.index and n["state"] & NUD_PERMANENT and n.get("dst")}
+        return ContainerView(link, _addresses(ipr, link.index), [_route(r) for r in _main_routes(ipr, oif=link.index)],
+                             pinned)
 
 
 def _ips(endpoint: Endpoint) -> list[IPAddress]:
@@ -296,16 +346,17 @@ def settle_port(bridge_index: int, index: int, endpoint: Endpoint) -> bool:
 
 
 def pinned_neighbours(bridge_index: int) -> set[IPAddress]:
-    """Addresses with a permanent neighbour entry on the bridge."""
+    """Addresses with a permanent neighbour entry netd made (its protocol) on the bridge."""
     with _failing_as(f"list the neighbour entries of bridge {bridge_index}"):
         return {ip_address(n.get("dst")) for n in _ipr().neigh("dump", family=socket.AF_UNSPEC)
-                if n["ifindex"] == bridge_index and n["state"] & NUD_PERMANENT and n.get("dst")}
+                if n["ifindex"] == bridge_index and n["state"] & NUD_PERMANENT and n.get("dst")
+                and n.get("protocol") == RTPROT_NETD}
 
 
 def pin_neighbours(bridge_index: int, endpoints: list[Endpoint]) -> None:
     """Make the host's pinned neighbour entries on the bridge exactly the
-    endpoints' (see Rtnl.settle_port): pin those missing, delete the others
-    (those of an attach a crash interrupted, which left no record)."""
+    endpoints' (see Rtnl.settle_port): pin those missing, delete netd's
+    others (those of an attach a crash interrupted, which left no record)."""
     wanted = {a: e.mac_address for e in endpoints for a in _ips(e)}
     pinned = pinned_neighbours(bridge_index)
     ipr = _ipr()
@@ -322,7 +373,7 @@ def _family(address: IPAddress) -> int:
 
 def _pin(ipr: IPRoute, bridge_index: int, address: IPAddress, mac: str) -> None:
     ipr.neigh("replace", dst=str(address), lladdr=mac, ifindex=bridge_index, state="permanent",
-              family=_family(address))
+              family=_family(address), protocol=RTPROT_NETD)
 
 
 _neighbour_deletions = notify.Notifications(socket.NETLINK_ROUTE, notify.RTMGRP_NEIGH, only=notify.RTM_DELNEIGH)
@@ -449,23 +500,34 @@ def delete_link_index(index: int) -> bool:
     return True
 
 
-def host_veths() -> dict[str, int]:
-    """netd-named links on the host: name → ifindex. A dump of every link
+def host_veths(mark: str) -> tuple[dict[str, Link], dict[str, str]]:
+    """netd-named links on the host: (name → link, of the veths netd made,
+    marked `mark`; name → alias, of those it did not). A dump of every link
     (~0.3 ms each through pyroute2): for garbage collection, not start-up."""
     with _failing_as("list links"):
-        links = [(msg.get("ifname") or "", msg["index"]) for msg in _ipr().link("dump")]
-    return {name: index for name, index in links if name.startswith(HOST_IFNAME_PREFIX)}
+        links = [_link(msg) for msg in _ipr().link("dump")]
+    named = [link for link in links if link.name.startswith(HOST_IFNAME_PREFIX)]
+    ours = {link.name: link for link in named if link.alias == mark and link.kind == "veth"}
+    return ours, {link.name: link.alias for link in named if link.name not in ours}
+
+
+def _uplinks(family: int) -> list[Link]:
+    """The interfaces holding the main table's default routes of `family`."""
+    ipr = _ipr()
+    with _failing_as("find the uplink"):
+        found = [_get_link(ipr, index=r.get("oif")) for r in _main_routes(ipr, dst_len=0, family=family) if r.get("oif")]
+    return [link for link in found if link is not None and link.name != "lo"]
 
 
 def uplink_mtu() -> int:
     """MTU of the interface holding the main table's IPv4 default route."""
-    ipr = _ipr()
-    with _failing_as("find the uplink"):
-        for route in _main_routes(ipr, dst_len=0, family=socket.AF_INET):
-            link = _get_link(ipr, index=route.get("oif") or 0) if route.get("oif") else None
-            if link is not None and link.name != "lo":
-                return link.mtu or DEFAULT_MTU
-    return DEFAULT_MTU
+    found = _uplinks(socket.AF_INET)
+    return (found[0].mtu or DEFAULT_MTU) if found else DEFAULT_MTU
+
+
+def uplinks() -> list[str]:
+    """Names of the interfaces holding a default route, IPv6 or IPv4."""
+    return list(dict.fromkeys(link.name for family in (socket.AF_INET6, socket.AF_INET) for link in _uplinks(family)))
 
 
 def overlapping(subnet: IPv4Network, bridge: str) -> list[str]:
@@ -493,19 +555,3 @@ def overlapping(subnet: IPv4Network, bridge: str) -> list[str]:
         return list(found.values())
 
 
-def _enable(knob: str, what: str) -> None:
-    try:
-        with open(f"/proc/sys/net/{knob}", "w") as f:
-            f.write("1")
-    except OSError as e:
-        raise KernelError(f"failed to enable {what}: {e.strerror}") from e
-
-
-def enable_ip_forwarding(ipv6: bool = False) -> None:
-    _enable("ipv4/ip_forward", "IPv4 forwarding")
-    if ipv6:
-        _enable("ipv6/conf/all/forwarding", "IPv6 forwarding")
-
-
-def enable_route_localnet(bridge: str) -> None:
-    _enable(f"ipv4/conf/{bridge}/route_localnet", f"route_localnet on {bridge}")

@@ -109,16 +109,20 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("version", "uptime_seconds", "firewall_driver", "networks")
+    __slots__ = ("version", "uptime_seconds", "firewall_driver", "networks", "problems", "instance")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     FIREWALL_DRIVER_FIELD_NUMBER: _ClassVar[int]
     NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
     version: str
     uptime_seconds: float
     firewall_driver: str
     networks: _containers.RepeatedCompositeFieldContainer[NetworkStatus]
-    def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., firewall_driver: _Optional[str] = ..., networks: _Optional[_Iterable[_Union[NetworkStatus, _Mapping]]] = ...) -> None: ...
+    problems: _containers.RepeatedScalarFieldContainer[str]
+    instance: str
+    def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., firewall_driver: _Optional[str] = ..., networks: _Optional[_Iterable[_Union[NetworkStatus, _Mapping]]] = ..., problems: _Optional[_Iterable[str]] = ..., instance: _Optional[str] = ...) -> None: ...
 
 class NetworkStatus(_message.Message):
     __slots__ = ("name", "bridge", "subnet", "gateway", "mtu", "endpoints", "addresses_used", "addresses_free", "subnet6", "gateway6", "icc", "masquerade", "masquerade6")

@@ -107,7 +107,7 @@ class NetdServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetStatus(self, request, context):
-        """What netd runs with and how full its network is.
+        """What netd runs with, how full its networks are, and what is broken.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

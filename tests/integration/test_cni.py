@@ -89,11 +89,11 @@ def test_port_mappings_capability_publishes_ports(netd):
                                                     "hostIP": ""}]}}
     code, result = cni(netd, "ADD", "web", path, extra=mappings)
     assert code == 0, result
-    assert "18080" in netd.in_host("nft", "list", "table", "inet", "netd").stdout
+    assert "18080" in netd.in_host("nft", "list", "table", "inet", netd.nft_table).stdout
     code, error = cni(netd, "ADD", "web2", netd.named_netns_add("pod3"), extra=mappings)
     assert code == 1 and "18080/tcp is already published by container web" in error["msg"]
     assert cni(netd, "DEL", "web", path) == (0, None)
-    assert "18080" not in netd.in_host("nft", "list", "table", "inet", "netd").stdout
+    assert "18080" not in netd.in_host("nft", "list", "table", "inet", netd.nft_table).stdout
 
 
 def test_del_without_a_network_leaves_the_containers_other_networks(sandbox):

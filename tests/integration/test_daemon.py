@@ -158,7 +158,7 @@ def test_prometheus_metrics(sandbox):
     assert samples['netd_endpoints{network="default"}'] == 1
     assert samples['netd_pool_addresses{network="default",state="used"}'] == 1
     assert samples['netd_pool_addresses{network="default",state="free"}'] == 65532
-    assert samples['netd_repairs_total{kind="network"}'] == 1
+    assert samples['netd_repairs_total{kind="firewall"}'] == 1
 
 
 def test_metrics_are_off_by_default(netd):

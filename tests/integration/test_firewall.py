@@ -19,17 +19,17 @@ def netd_iptables_lines(sandbox):
 def test_switching_driver_removes_the_other_drivers_rules(sandbox):
     sandbox.start_netd("--firewall", "iptables")
     assert netd_iptables_lines(sandbox)
-    assert ("inet", "netd") not in nft_tables(sandbox)
+    assert ("inet", sandbox.nft_table) not in nft_tables(sandbox)
     sandbox.stop_netd()
     sandbox.start_netd("--firewall", "nftables")
     assert netd_iptables_lines(sandbox) == []
-    assert ("inet", "netd") in nft_tables(sandbox)
+    assert ("inet", sandbox.nft_table) in nft_tables(sandbox)
     c = sandbox.container()
     Client(sandbox.socket).attach("c1", pid=c.pid)
     assert tcp_peer_seen(c, OUTSIDE_ADDR) == HOST_UPLINK_ADDR
     sandbox.stop_netd()
     sandbox.start_netd("--firewall", "iptables")
-    assert ("inet", "netd") not in nft_tables(sandbox)
+    assert ("inet", sandbox.nft_table) not in nft_tables(sandbox)
     assert tcp_peer_seen(c, OUTSIDE_ADDR) == HOST_UPLINK_ADDR
 
 

@@ -65,7 +65,7 @@ def ip_of(endpoint):
 
 def ruleset(sandbox, driver):
     if driver == "nftables":
-        return sandbox.in_host("nft", "list", "table", "inet", "netd").stdout
+        return sandbox.in_host("nft", "list", "table", "inet", sandbox.nft_table).stdout
     return "\n".join(line for tool in ("iptables-save", "ip6tables-save")
                      for line in sandbox.in_host(tool).stdout.splitlines() if "NETD" in line and not line.startswith(":"))
 

@@ -37,21 +37,25 @@ def test_veth_deleted_under_a_live_container_is_replugged(netd, client):
 
 def test_what_an_attach_left_without_a_record_is_deleted(netd, client):
     """netd records an endpoint once it is plugged: an attach a crash cut
-    short leaves a netd-named veth and pinned neighbour entries, no record."""
+    short leaves a veth and pinned neighbour entries, with netd's marks, and
+    no record. They go; what does not carry netd's marks stays."""
     c = netd.container()
     client.attach("c1", pid=c.pid)
     netd.stop_netd()
     sh("ip", "-n", netd.host, "link", "add", "vndorphan", "type", "veth", "peer", "name", "vndorphanp")
+    sh("ip", "-n", netd.host, "link", "set", "vndorphan", "alias", f"netd:{netd.instance}")
     sh("ip", "-n", netd.host, "link", "add", "keepme0", "type", "veth", "peer", "name", "keepme1")
     for address in ("10.89.0.77", "fd00::77"):
         sh("ip", "-n", netd.host, "neigh", "replace", address, "lladdr", "02:42:0a:59:00:4d", "nud", "permanent",
-           "dev", "netd0")
+           "proto", "110", "dev", "netd0")
+    sh("ip", "-n", netd.host, "neigh", "replace", "10.89.0.78", "lladdr", "02:42:0a:59:00:4e", "nud", "permanent",
+       "dev", "netd0")
     netd.start_netd()
     names = {link["ifname"] for link in netd.host_json("link", "show")}
     assert "vndorphan" not in names and "vndorphanp" not in names
     assert {"keepme0", "keepme1"} <= names  # not ours: untouched
     pinned = {n["dst"] for n in netd.host_json("neigh", "show", "dev", "netd0") if "PERMANENT" in n["state"]}
-    assert pinned == {"10.89.0.2"}
+    assert pinned == {"10.89.0.2", "10.89.0.78"}  # the last one someone else's
 
 
 def test_parallel_detaches_are_batched_and_complete(netd, client):

@@ -46,28 +46,35 @@ class FakeLinks:
     def overlapping(self, subnet, bridge):
         return []
 
-    def enable_ip_forwarding(self, ipv6=False):
-        pass
-
     bridge_ok: bool = True
     enslaved: list = field(default_factory=list)
 
-    def ensure_bridge(self, net):
+    IFF_UP = 1
+    marked: dict = field(default_factory=dict)  # ifindex → mark given afterwards
+    uplink_names: list = field(default_factory=lambda: ["uplink0"])
+
+    def ensure_bridge(self, net, mark, adopt_unmarked=False):
         self.bridge_ok = True
         return 1
 
-    def bridge_intact(self, net, index):
-        return self.bridge_ok
+    def bridge_problem(self, net, index, mark):
+        return "" if self.bridge_ok else "down"
 
-    def enable_route_localnet(self, bridge):
-        pass
+    def set_up(self, name):
+        self.down.discard(name)
+
+    def mark_link(self, index, mark):
+        self.marked[index] = mark
+
+    def uplinks(self):
+        return self.uplink_names
 
     def enslave(self, name, index, hairpin=False, isolated=False):
         self.enslaved.append(name)
 
     port_flags: dict = field(default_factory=dict)  # host name -> (hairpin, isolated)
 
-    def create_veth(self, host_ifname, peer_ifname, ns_fd, bridge_index, mtu, mac, hairpin=False, isolated=False):
+    def create_veth(self, host_ifname, peer_ifname, ns_fd, bridge_index, mtu, mac, mark, hairpin=False, isolated=False):
         self._maybe_fail("create_veth")
         self.port_flags[host_ifname] = (hairpin, isolated)
         self.next_index += 1
@@ -117,7 +124,11 @@ class FakeLinks:
         self.announced.append(str(endpoint.address.ip))
 
     def host_link(self, name):
-        return SimpleNamespace(master=1, index=self.veths[name]) if name in self.veths else None
+        if name not in self.veths:
+            return None
+        return SimpleNamespace(master=1, index=self.veths[name], flags=self.IFF_UP if name not in self.down else 0)
+
+    down: set = field(default_factory=set)  # host ends someone set down
 
     def container_view(self, ns_fd, ifname):
         configured = self.configured
@@ -132,8 +143,10 @@ class FakeLinks:
         self._maybe_fail("delete_link")
         return self.veths.pop(name, None) is not None
 
-    def host_veths(self):
-        return dict(self.veths)
+    foreign: dict = field(default_factory=dict)  # netd-named links netd did not make: name → alias
+
+    def host_veths(self, mark):
+        return {name: self.host_link(name) for name in self.veths}, dict(self.foreign)
 
     def link_index(self, name):
         return self.veths.get(name)
@@ -141,6 +154,26 @@ class FakeLinks:
     def delete_link_index(self, index):
         name = next((n for n, i in self.veths.items() if i == index), None)
         return name is not None and self.veths.pop(name) is not None
+
+
+class FakeSysctls:
+    """/proc/sys/net as a dict: forwarding off until netd turns it on."""
+
+    def __init__(self):
+        self.values = {"ipv4/ip_forward": "0", "ipv6/conf/all/forwarding": "0", "ipv6/conf/uplink0/accept_ra": "1"}
+
+    def read(self, knob):
+        return self.values.get(knob, "")
+
+    def write(self, knob, value):
+        self.values[knob] = value
+
+    def ensure(self, knob, value):
+        found = self.read(knob)
+        if found == value:
+            return None
+        self.write(knob, value)
+        return found
 
 
 class FakeFirewall:

@@ -1,7 +1,7 @@
-"""Health follows self-repair: NOT_SERVING while a repair keeps failing, SERVING once it works."""
+"""Health follows self-repair: what a healer round leaves broken is what health reports."""
 
 from netd import daemon
-from netd.errors import FirewallError
+from netd.service import Problem
 
 
 class FlakyService:
@@ -10,14 +10,26 @@ class FlakyService:
 
     def heal(self):
         if self.broken:
-            raise FirewallError("failed to apply nftables table inet netd: nft not found")
-        return 1
+            return {}, [Problem("bridge netd0: in the way", "default")]
+        return {"bridge": 1}, []
 
 
-def test_health_is_not_serving_while_repair_fails():
-    serving, service = [], FlakyService()
-    daemon.heal(service, serving.append)
-    assert serving == [False]
+def test_health_reports_what_a_round_left_broken():
+    reported, service = [], FlakyService()
+    daemon.heal(service, reported.append)
+    assert reported == [[Problem("bridge netd0: in the way", "default")]]
     service.broken = False
-    daemon.heal(service, serving.append)
-    assert serving == [False, True]
+    daemon.heal(service, reported.append)
+    assert reported[-1] == []
+
+
+def test_the_instance_id_is_made_once_and_says_whether_an_older_netd_left_the_state_dir(tmp_path):
+    fresh, old = tmp_path / "fresh", tmp_path / "old"
+    fresh.mkdir()
+    old.mkdir()
+    (old / "netd.db").write_bytes(b"")
+    instance, taking_over = daemon.instance_of(fresh)
+    assert len(instance) == 8 and not taking_over
+    assert daemon.instance_of(fresh) == (instance, False)
+    assert daemon.instance_of(old)[1] is True
+    assert daemon.instance_of(old)[1] is False  # once

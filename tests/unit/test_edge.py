@@ -16,6 +16,7 @@ from netd import errors
 from netd.api.convert import EndpointListing, endpoint_to_proto
 from netd.api.server import MAX_MESSAGE_BYTES, Server
 from netd.api.servicer import answer, status_code
+from netd.service import Problem
 from netd.store.memory import MemoryStore
 from netd.v1 import netd_pb2 as pb
 from netd.v1 import netd_pb2_grpc as pb_grpc
@@ -65,7 +66,7 @@ def served(tmp_path):
     service = make()
     path = tmp_path / "netd.sock"
     server = Server(service, path, workers=4)
-    server.set_serving(True)
+    server.set_health([])
     server.start()
     channel = grpc.insecure_channel(f"unix:{path}")
     try:
@@ -153,9 +154,11 @@ def test_health_check_and_watch_and_reflection(served):
         health_pb2.HealthCheckResponse.SERVING
     watch = health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=5)
     assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
-    server.set_serving(False)
+    server.set_health([Problem("bridge netd0: down", "default")])
     assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
     watch.cancel()
+    assert health.Check(health_pb2.HealthCheckRequest(service="network/default"), timeout=5).status == \
+        health_pb2.HealthCheckResponse.NOT_SERVING
     reflect = reflection_pb2_grpc.ServerReflectionStub(channel)
     replies = reflect.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
     names = {s.name for s in next(replies).list_services_response.service}

@@ -45,10 +45,12 @@ def pyroute2s(call) -> dict:
 
 CASES = {
     "veth with its peer in the container": (
-        (fp.RTM_NEWLINK, fp.F_CREATE | fp.F_EXCL, fp.veth_body("vndhost", "eth0", 7, 3, 1400, MAC, "netd:abc")),
+        (fp.RTM_NEWLINK, fp.F_CREATE | fp.F_EXCL, fp.veth_body("vndhost", "eth0", 7, 3, 1400, MAC)),
         lambda b: b.link("add", ifname="vndhost", kind="veth", mtu=1400, master=3, num_tx_queues=1, num_rx_queues=1,
-                         ifalias="netd:abc", peer={"ifname": "eth0", "address": MAC, "mtu": 1400, "net_ns_fd": 7,
-                                                   "num_tx_queues": 1, "num_rx_queues": 1})),
+                         peer={"ifname": "eth0", "address": MAC, "mtu": 1400, "net_ns_fd": 7,
+                               "num_tx_queues": 1, "num_rx_queues": 1})),
+    "netd's mark": (
+        (fp.RTM_NEWLINK, 0, fp.alias_body("vndhost", "netd:abc")), lambda b: b.link("set", ifname="vndhost", ifalias="netd:abc")),
     "read a link by name": (
         (fp.RTM_GETLINK, 0, fp.get_link_body(name="vndhost")), lambda b: b.link("get", ifname="vndhost")),
     "read a link by index": ((fp.RTM_GETLINK, 0, fp.get_link_body(9)), lambda b: b.link("get", index=9)),
@@ -81,10 +83,12 @@ CASES = {
                           proto="static")),
     "pinned neighbour entry": (
         fp.pin_request(5, IPv4Address("10.89.0.1"), MAC),
-        lambda b: b.neigh("replace", dst="10.89.0.1", lladdr=MAC, ifindex=5, state="permanent")),
+        lambda b: b.neigh("replace", dst="10.89.0.1", lladdr=MAC, ifindex=5, state="permanent",
+                          protocol=fp.RTPROT_NETD)),
     "pinned IPv6 neighbour entry": (
         fp.pin_request(5, IPv6Address("fd91::1"), MAC),
-        lambda b: b.neigh("replace", dst="fd91::1", lladdr=MAC, ifindex=5, state="permanent", family=10)),
+        lambda b: b.neigh("replace", dst="fd91::1", lladdr=MAC, ifindex=5, state="permanent", family=10,
+                          protocol=fp.RTPROT_NETD)),
     "read a neighbour entry": (
         (fp.RTM_GETNEIGH, 0, fp.neighbour_body(5, IPv4Address("10.89.0.2"))),
         lambda b: b.neigh("get", dst="10.89.0.2", ifindex=5)),
@@ -103,13 +107,13 @@ def test_each_request_is_what_pyroute2_builds(case):
 def test_the_comparison_can_fail():
     request, build = CASES["veth with its peer in the container"]
     assert ours(request) != pyroute2s(lambda b: b.link(
-        "add", ifname="vndhost", kind="veth", mtu=1400, master=3, num_tx_queues=1, num_rx_queues=1, ifalias="netd:abc",
+        "add", ifname="vndhost", kind="veth", mtu=1400, master=3, num_tx_queues=1, num_rx_queues=1,
         peer={"ifname": "eth1", "address": MAC, "mtu": 1400, "net_ns_fd": 7, "num_tx_queues": 1, "num_rx_queues": 1}))
 
 
 def test_every_request_builder_is_compared():
     built = {name for name in dir(fp) if name.endswith("_body")} | {"pin_request"}
-    compared = {"veth_body", "get_link_body", "link_up_body", "no_ipv6_link_local_body", "bridge_port_body",
+    compared = {"veth_body", "alias_body", "get_link_body", "link_up_body", "no_ipv6_link_local_body", "bridge_port_body",
                 "set_mac_body", "set_group_body", "group_body", "address_body", "default_route_body",
                 "neighbour_body", "pin_request"}
     assert built == compared
@@ -151,9 +155,10 @@ def test_exchange_asks_one_ack_and_reads_each_answer_and_errno():
 
 
 def test_the_peer_index_is_read_from_the_link_answer_or_is_its_own():
+    no_such_link = answer(fp.NLMSG_ERROR, 1, fp.ERRNO.pack(-errno.ENODEV))
     for link, peer in ((fp.IFINFO.pack(0, 0, 42, 0, 0) + fp.u32(fp.IFLA_LINK, 7), 7),
                        (fp.IFINFO.pack(0, 0, 42, 0, 0) + fp.text_attr(fp.IFLA_IFNAME, "vndx"), 42)):
-        sock = FakeSocket(answer(fp.RTM_NEWLINK, 2, link))
+        sock = FakeSocket(no_such_link, answer(fp.RTM_NEWLINK, 3, link))
         assert fp.Rtnl(sock).create_veth("vndx", "eth0", 5, 3, 1500, MAC) == (42, peer)
 
 
@@ -161,3 +166,10 @@ def test_find_attr_stops_at_a_malformed_attribute():
     body = fp.text_attr(fp.IFLA_IFNAME, "vndx") + fp.u32(fp.IFLA_LINK, 7)
     assert fp.find_attr(body, 0, fp.IFLA_LINK) == (7).to_bytes(4, "little")
     assert fp.find_attr(fp.NLA.pack(2, fp.IFLA_MTU) + body, 0, fp.IFLA_LINK) is None
+
+
+def test_a_link_holding_the_name_fails_creation_before_anything_names_it():
+    sock = FakeSocket(answer(fp.RTM_NEWLINK, 1, fp.IFINFO.pack(0, 0, 9, 0, 0)))
+    with pytest.raises(fp.NetlinkError) as failed:
+        fp.Rtnl(sock).create_veth("vndx", "eth0", 5, 3, 1500, MAC, alias="netd:abc")
+    assert failed.value.errno == errno.EEXIST and len(sock.sent) == 1  # only the look

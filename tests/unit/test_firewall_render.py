@@ -118,7 +118,7 @@ def test_iptables_dual_stack_ports():
 
 
 def test_iptables_restore_keeps_existing_jumps():
-    saved = "\n".join(iptables.jump_rule(builtin, chain) for _, builtin, chain in iptables.IPV4.hooks)
+    saved = "\n".join(iptables.jump_rule(builtin, chain) for _, builtin, chain in iptables.hooks(iptables.IPV4))
     batch = iptables.render_restore(BARE, saved)
     assert "-I " not in batch
     assert batch.count("COMMIT") == 3
@@ -134,8 +134,19 @@ def test_iptables_host_ip_and_range():
 def test_iptables_rules_in_place_needs_every_rule_and_jump():
     rs = Ruleset((NET,), (WEB,))
     rules = [r for rs_ in iptables.render_rules(rs).values() for r in rs_]
-    jumps = [iptables.jump_rule(b, c) for _, b, c in iptables.IPV4.hooks]
+    jumps = [iptables.jump_rule(b, c) for _, b, c in iptables.hooks(iptables.IPV4)]
     assert iptables.rules_in_place(rs, "\n".join(rules + jumps))
     assert not iptables.rules_in_place(rs, "\n".join(rules))
     assert not iptables.rules_in_place(rs, "\n".join(rules[1:] + jumps))
     assert not iptables.rules_in_place(Ruleset((NET,), (WEB, DNS)), "\n".join(rules + jumps))
+
+
+def test_each_netd_instance_has_its_own_table_and_chains():
+    assert nftables.table_name("1a2b3c4d") == "netd_1a2b3c4d" and nftables.table_name() == "netd"
+    text = nftables.render_ruleset(BARE, nftables.table_name("1a2b3c4d"))
+    assert "table inet netd_1a2b3c4d {" in text and "table inet netd {" not in text
+    chains = iptables.Chains("1a2b3c4d")
+    batch = iptables.render_restore(Ruleset((NET,), (WEB,)), saved="", chains=chains)
+    assert ":NETD-DNAT-1a2b3c4d - [0:0]" in batch and "-j NETD-POSTROUTING-1a2b3c4d" in batch
+    assert all(len(chain) <= 28 for _, _, chain in iptables.hooks(iptables.IPV4, chains))  # iptables' limit
+    assert "NETD-DNAT " not in batch and "NETD-DNAT\n" not in batch

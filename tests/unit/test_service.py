@@ -1,7 +1,7 @@
 import threading
 from contextlib import contextmanager
 from dataclasses import replace
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 import pytest
 
@@ -22,14 +22,14 @@ from netd.firewall import Forward
 from netd.model import AttachRequest, NetworkConfig, PortMapping, host_ifname_for
 from netd.service import Busy, KeyedLocks, Service
 from netd.store.memory import MemoryStore
-from tests.unit.fakes import FakeFirewall, FakeLinks, FakeNamespaces
+from tests.unit.fakes import FakeFirewall, FakeLinks, FakeNamespaces, FakeSysctls
 
 
 def make(cidr="10.89.0.0/16", alive=(100, 101, 102), icc=True):
     subnet = IPv4Network(cidr)
     net = NetworkConfig("default", "netd0", subnet, next(subnet.hosts()), 1500, icc=icc)
     svc = Service(networks=(net,), store=MemoryStore(), links=FakeLinks(), namespaces=FakeNamespaces(set(alive)),
-                  firewall=FakeFirewall())
+                  firewall=FakeFirewall(), sysctls=FakeSysctls())
     svc.prepare()
     return svc
 
@@ -109,7 +109,7 @@ def test_pool_exhaustion_leaves_nothing_behind():
 
 
 def test_bridge_full_before_the_kernel_refuses(monkeypatch):
-    monkeypatch.setattr("netd.service.BRIDGE_MAX_PORTS", 2)
+    monkeypatch.setattr("netd.service.core.BRIDGE_MAX_PORTS", 2)
     svc = make()
     svc.attach(AttachRequest("c1", pid=100))
     svc.attach(AttachRequest("c2", pid=101))
@@ -301,9 +301,9 @@ def test_sweep_releases_endpoints_whose_veth_is_gone():
 
 def test_heal_reapplies_firewall_only_when_flushed():
     svc = make()
-    assert svc.heal() == 0
+    assert svc.heal()[0] == {}
     svc.firewall.flushed = True
-    assert svc.heal() == 1
+    assert svc.heal()[0] == {"firewall": 1}
     assert svc.firewall.intact(svc.ruleset())
 
 
@@ -311,20 +311,20 @@ def test_heal_pins_again_the_neighbour_entries_someone_deleted_and_only_after_a_
     svc = make()
     kept, lost = svc.attach(AttachRequest("c1", pid=100)), svc.attach(AttachRequest("c2", pid=101))
     svc.links.pins[1].discard(lost.address.ip)
-    assert svc.heal() == 0 and lost.address.ip not in svc.links.pinned  # no deletion notified: no look
+    assert svc.heal()[0] == {} and lost.address.ip not in svc.links.pinned  # no deletion notified: no look
     svc.links.neighbour_deleted = True
-    assert svc.heal() == 1
+    assert svc.heal()[0] == {"neighbour": 1}
     assert svc.links.pinned == {kept.address.ip, lost.address.ip}
     svc.detach("c2")  # its own entries go with it, and stay gone
     svc.links.neighbour_deleted = True
-    assert svc.heal() == 0 and svc.links.pinned == {kept.address.ip}
+    assert svc.heal()[0] == {} and svc.links.pinned == {kept.address.ip}
 
 
 def test_heal_recreates_a_deleted_bridge_and_reattaches_ports():
     svc = make()
     ep = svc.attach(AttachRequest("c1", pid=100))
     svc.links.bridge_ok = False
-    assert svc.heal() == 1
+    assert svc.heal()[0] == {"bridge": 1}
     assert svc.links.enslaved == [ep.host_ifname]
 
 
@@ -389,7 +389,7 @@ def test_publishing_needs_a_firewall():
 def two_networks():
     blue = NetworkConfig("blue", "br-blue", IPv4Network("10.91.0.0/24"), IPv4Address("10.91.0.1"), 1500)
     svc = Service(networks=(make().nets["default"], blue), store=MemoryStore(), links=FakeLinks(),
-                  namespaces=FakeNamespaces({100, 101}), firewall=FakeFirewall())
+                  namespaces=FakeNamespaces({100, 101}), firewall=FakeFirewall(), sysctls=FakeSysctls())
     svc.prepare()
     return svc
 
@@ -435,3 +435,72 @@ def test_a_stale_host_neighbour_entry_is_replaced_and_announced():
     assert svc.links.announced == ["10.89.0.2"]
     svc.attach(AttachRequest("c2", pid=101))
     assert svc.links.announced == ["10.89.0.2"]  # no stale entry, no flood
+
+
+def test_forwarding_switched_off_is_reported_then_repaired():
+    svc = make()
+    assert svc.sysctls.values["ipv4/ip_forward"] == "1"  # on since prepare()
+    svc.sysctls.values["ipv4/ip_forward"] = "0"
+    assert [str(p) for p in svc.problems()] == ["net.ipv4.ip_forward is 0, not 1"]
+    ep = svc.attach(AttachRequest("c1", pid=100))
+    assert "host: net.ipv4.ip_forward is 0, not 1" in svc.check(ep.container_id)
+    repairs, left = svc.heal()
+    assert (repairs, left) == ({"forwarding": 1}, []) and svc.sysctls.values["ipv4/ip_forward"] == "1"
+    assert svc.check(ep.container_id) == []
+
+
+def test_route_localnet_reset_on_a_bridge_is_repaired():
+    svc = make()
+    svc.sysctls.values["ipv4/conf/netd0/route_localnet"] = "0"
+    assert [(p.network, p.what) for p in svc.problems()] == [("default", "net.ipv4.conf.netd0.route_localnet is off")]
+    assert svc.heal() == ({"bridge": 1}, [])
+
+
+def test_a_host_end_set_down_is_reported_until_the_healer_sets_it_up():
+    svc = make()
+    ep = svc.attach(AttachRequest("c1", pid=100))
+    svc.links.down.add(ep.host_ifname)
+    svc.link_went_down(ep.host_ifindex)
+    svc.link_went_down(9999)  # not netd's: forgotten
+    assert f"host: veth {ep.host_ifname} is down" in svc.check("c1")
+    assert [str(p) for p in svc.problems()] == [f"network default: host end {ep.host_ifname} of container c1 is down"]
+    assert svc.heal() == ({"host_end": 1}, [])
+    assert svc.links.down == set() and svc.check("c1") == []
+
+
+def test_a_bridge_netd_cannot_repair_is_a_problem_of_its_network():
+    svc = make()
+    svc.links.bridge_ok = False
+    svc.links.ensure_bridge = lambda *args: (_ for _ in ()).throw(FailedPrecondition("bridge netd0: in the way"))
+    repairs, left = svc.heal()
+    assert repairs == {} and [(p.network, p.what) for p in left] == [("default", "bridge netd0: down")]
+
+
+def test_dual_stack_keeps_the_uplink_accepting_router_advertisements():
+    net = NetworkConfig("default", "netd0", IPv4Network("10.89.0.0/16"), IPv4Address("10.89.0.1"), 1500,
+                        subnet6=IPv6Network("fd89::/64"))
+    svc = Service(networks=(net,), store=MemoryStore(), links=FakeLinks(), namespaces=FakeNamespaces(),
+                  firewall=FakeFirewall(), sysctls=FakeSysctls())
+    svc.prepare()
+    assert svc.sysctls.values["ipv6/conf/uplink0/accept_ra"] == "2"
+    assert svc.sysctls.values["ipv6/conf/all/forwarding"] == "1"
+    refusing = replace(svc, sysctls=FakeSysctls(), manage_accept_ra=False)
+    with pytest.raises(FailedPrecondition, match="uplink0 ignore router advertisements"):
+        refusing.prepare()
+    assert refusing.sysctls.values["ipv6/conf/all/forwarding"] == "0"  # refused before forwarding went on
+
+
+def test_garbage_collection_leaves_links_without_netds_mark_alone():
+    svc = make()
+    svc.links.foreign["vndvpn0"] = ""
+    svc.links.veths["vndorphan"] = 999
+    assert svc.collect_garbage() == 1
+    assert "vndorphan" not in svc.links.veths
+
+
+def test_a_state_dir_from_before_marks_has_its_veths_marked():
+    svc = make()
+    ep = svc.attach(AttachRequest("c1", pid=100))
+    upgraded = replace(svc, adopt_unmarked=True, mark="netd:abcd1234")
+    upgraded.reconcile()
+    assert upgraded.links.marked == {ep.host_ifindex: "netd:abcd1234"}

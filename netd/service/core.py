@@ -1,4 +1,4 @@
-"""Attach, detach, list and reconcile: the orchestration, with rollback.
+"""Attach, detach, list, inspect: the orchestration, with rollback.
 
 Everything with a side effect comes in through the constructor (store, links,
 namespaces, firewall), so unit tests run this without root.
@@ -19,6 +19,7 @@ import structlog
 
 from netd import firewall as fw
 from netd import ipam
+from netd.kernel import sysctl
 from netd.errors import (
     AlreadyAttached,
     AlreadyExists,
@@ -41,6 +42,8 @@ from netd.model import (
     host_ifname_for,
     mac_for,
 )
+from netd.service.locks import KeyedLocks
+from netd.service.upkeep import Upkeep
 from netd.store import Store
 
 log = structlog.get_logger("netd")
@@ -53,57 +56,28 @@ class Inspection:
     container: Any  # links.ContainerView | None
 
 
-class Busy(Exception):
-    """Another call holds the container id's lock (raised only when told not to wait)."""
-
-
-class KeyedLocks:
-    """A lock per key, there while a call holds or waits for it.
-
-    Not a fixed set of locks shared by hashing (stripes): a detach holds its
-    id's lock while its veth goes (~24-40 ms), and with stripes an attach of
-    an unrelated id sharing the stripe waited that long. Under churn (4
-    callers detaching and attaching) attach p99 was 40 ms with 64 stripes,
-    16 ms with a lock per id."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, list] = {}  # key → [lock, holders and waiters]
-
-    @contextmanager
-    def hold(self, key: str, wait: bool = True) -> Iterator[None]:
-        with self._guard:
-            entry = self._locks.setdefault(key, [threading.Lock(), 0])
-            entry[1] += 1
-        try:
-            if not entry[0].acquire(blocking=wait):
-                raise Busy(key)
-            try:
-                yield
-            finally:
-                entry[0].release()
-        finally:
-            with self._guard:
-                entry[1] -= 1
-                if not entry[1]:
-                    del self._locks[key]
-
-    def __len__(self) -> int:
-        return len(self._locks)
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
-class Service:
+class Service(Upkeep):
     networks: tuple[NetworkConfig, ...]
     store: Store
     links: ModuleType | Any
     namespaces: ModuleType | Any
     firewall: fw.Firewall
+    sysctls: ModuleType | Any  # kernel.sysctl: /proc/sys/net
     host_ports: Any = None  # hostports.HostPorts: published ports held against host processes
+    # The alias on every link netd creates: "netd:INSTANCE". netd deletes
+    # only links that carry it, and uses no bridge that lacks it.
+    mark: str = "netd"
+    # This state dir was a netd's from before marks: what it made carries
+    # none yet, and is marked as netd finds it.
+    adopt_unmarked: bool = False
+    # Set accept_ra=2 on uplinks that accept router advertisements before
+    # IPv6 forwarding stops them; else refuse to start.
+    manage_accept_ra: bool = True
 
     def __post_init__(self) -> None:
         self.nets = {n.name: n for n in self.networks}
@@ -118,6 +92,7 @@ class Service:
         # Calls for one container id run one at a time (an attach and a detach
         # of the same id must not interleave); different ids run in parallel.
         self._id_locks = KeyedLocks()
+        self._downs: set[int] = set()  # ifindexes the link watcher saw set down
 
     def network(self, name: str = "") -> NetworkConfig:
         """A configured network by name; "" is the default one."""
@@ -138,17 +113,37 @@ class Service:
                 raise FailedPrecondition(
                     f"network {net.name}: subnet {net.subnet} overlaps {', '.join(conflicts)}: choose another subnet"
                 )
-        self.links.enable_ip_forwarding(ipv6=any(n.subnet6 for n in self.networks))
+        if any(n.subnet6 for n in self.networks):
+            self._keep_router_advertisements()
+        for knob, _ in self._forwarding():
+            self.sysctls.write(knob, "1")
         for net in self.networks:
             self._ensure_bridge(net)
         self.sync_firewall()
 
+    def _keep_router_advertisements(self) -> None:
+        """With IPv6 forwarding on, the kernel ignores router advertisements
+        on interfaces whose accept_ra is 1: a host that gets its own IPv6
+        default route by SLAAC would lose it. accept_ra=2 accepts them
+        while forwarding (as Docker asks)."""
+        for uplink in self.links.uplinks():
+            knob = sysctl.accept_ra(uplink)
+            if self.sysctls.read(knob) != "1":
+                continue
+            if not self.manage_accept_ra:
+                raise FailedPrecondition(
+                    f"IPv6 forwarding would make {uplink} ignore router advertisements ({sysctl.name(knob)} = 1): "
+                    f"set it to 2, or let netd do it (manage_accept_ra = true)")
+            self.sysctls.write(knob, "2")
+            log.warning("accept_ra_set", interface=uplink, sysctl=sysctl.name(knob), found="1", now="2",
+                        reason="IPv6 forwarding on: keep accepting router advertisements")
+
     def _ensure_bridge(self, net: NetworkConfig) -> None:
-        self._bridges[net.name] = self.links.ensure_bridge(net)
+        self._bridges[net.name] = self.links.ensure_bridge(net, self.mark, self.adopt_unmarked)
         if self.firewall.name != "none":
             # Lets 127.0.0.1:PORT be DNATed to a container; the firewall's
             # guard rules keep containers away from the host's loopback.
-            self.links.enable_route_localnet(net.bridge)
+            self.sysctls.write(sysctl.route_localnet(net.bridge), "1")
 
     def ruleset(self) -> fw.Ruleset:
         forwards = tuple(fw.Forward(m, e.address.ip, e.address6.ip if e.address6 else None)
@@ -170,47 +165,6 @@ class Service:
         """(hairpin, isolated) for the endpoint's bridge port: hairpin so it can
         reach its own published ports, isolated when its network has no ICC."""
         return bool(endpoint.ports), not self.nets[endpoint.network].icc
-
-    def heal(self) -> int:
-        """Put back what someone else removed: bridges (and their ports), the
-        firewall rules. Returns the repairs made; raises if it cannot."""
-        repairs = 0
-        for net in self.networks:
-            if not self.links.bridge_intact(net, self._bridges[net.name]):
-                self._ensure_bridge(net)
-                bridge = self._bridges[net.name]
-                for e in self.store.list(net.name):
-                    self._quietly("re-attach port", self.links.enslave, e.host_ifname, bridge, *self._port_flags(e))
-                self._pin_neighbours(net)
-                log.warning("bridge_repaired", bridge=net.bridge, network=net.name)
-                repairs += 1
-        if self.links.neighbours_deleted():
-            repairs += sum(self._repin(net) for net in self.networks)
-        with self._firewall_lock:
-            intact = self.firewall.intact(self.ruleset())
-        if not intact:
-            self.sync_firewall()
-            log.warning("firewall_repaired", driver=self.firewall.name)
-            repairs += 1
-        return repairs
-
-    def _repin(self, net: NetworkConfig) -> int:
-        """Pin again the neighbour entries someone deleted. A detach deletes
-        its endpoint's own while holding the container id's lock: under that
-        lock the endpoint is looked up again, and is gone by then."""
-        bridge = self._bridges[net.name]
-        repairs = 0
-        for endpoint in self.links.unpinned(bridge, [e for e in self.store.list(net.name) if e.ready]):
-            with self._id_locks.hold(endpoint.container_id):
-                current = self.store.get(*endpoint.key)
-                if current is None or not current.ready:
-                    continue
-                self.links.repin(bridge, current)
-            log.warning("neighbour_repaired", container_id=current.container_id, address=str(current.address.ip))
-            repairs += 1
-        return repairs
-
-    # -- attach ----------------------------------------------------------
 
     def attach(self, req: AttachRequest, wait: bool = True) -> Endpoint:
         """wait=False: raise Busy, having done nothing, rather than wait for
@@ -251,7 +205,7 @@ class Service:
                 container_id=req.container_id,
                 network=net.name,
                 ifname=req.ifname,
-                host_ifname=host_ifname_for(req.container_id, net.name),
+                host_ifname=host_ifname_for(req.container_id, net.name, self.mark),
                 address=net.interface_for(address),
                 gateway=net.gateway,
                 mac_address=mac_for(address),
@@ -286,7 +240,7 @@ class Service:
         net = self.nets[endpoint.network]
         bridge = self._bridges[net.name]
         ifindex, peer_index = self.links.create_veth(endpoint.host_ifname, endpoint.ifname, ns_fd, bridge, net.mtu,
-                                                     endpoint.mac_address, *self._port_flags(endpoint))
+                                                     endpoint.mac_address, self.mark, *self._port_flags(endpoint))
         try:
             self.links.configure_container_side(ns_fd, endpoint, peer_index, self._route_metric[net.name])
             # A gratuitous ARP floods every port of the bridge (5 ms of kernel
@@ -367,14 +321,24 @@ class Service:
             yield ns
 
     def check(self, container_id: str, network: str = "") -> list[str]:
-        """Where the kernel no longer matches the record; empty when all is well."""
+        """Where the kernel no longer gives the endpoint its network: both
+        ends of its veth, its bridge, forwarding, and inside the container
+        its address, route and gateway's neighbour entry. Empty when all is well."""
         found = self.inspect(container_id, network)
         e = found.endpoint
+        net = self.nets[e.network]
         problems = []
-        if found.host_link is None:
+        host = found.host_link
+        if host is None:
             problems.append(f"host: veth {e.host_ifname} is missing")
-        elif found.host_link.master != self._bridges.get(e.network):
-            problems.append(f"host: veth {e.host_ifname} is not a port of bridge {self.nets[e.network].bridge}")
+        elif host.master != self._bridges.get(e.network):
+            problems.append(f"host: veth {e.host_ifname} is not a port of bridge {net.bridge}")
+        elif not host.flags & self.links.IFF_UP:
+            problems.append(f"host: veth {e.host_ifname} is down")
+        bridge = self.links.bridge_problem(net, self._bridges[net.name], self.mark)
+        if bridge:
+            problems.append(f"host: bridge {net.bridge}: {bridge}")
+        problems += [f"host: {text}" for text in self._forwarding_off()]
         if found.container is None:
             problems.append("container: network namespace is gone or no longer at its pid/path")
         else:
@@ -396,76 +360,6 @@ class Service:
 
     # -- reconcile -------------------------------------------------------
 
-    def reconcile(self) -> int:
-        """Make the store agree with the kernel on the endpoints it records
-        (at start, before serving): release or replug those whose veth is
-        gone. Returns the repairs made. What needs a dump of every link or
-        neighbour entry waits for verify_containers, after serving."""
-        repairs = 0
-        for endpoint in self.store.list():
-            if endpoint.network not in self.nets:
-                repairs += self._release(endpoint, "released: its network is no longer configured")
-            elif not endpoint.ready:
-                repairs += self._release(endpoint, "rolled back interrupted attach")
-            elif self.links.link_index(endpoint.host_ifname) is None:
-                repairs += self._reconcile_one(endpoint, has_veth=False)
-        return repairs
-
-    def collect_garbage(self) -> int:
-        """Delete netd veths the store does not know (an attach a crash
-        interrupted leaves one, and no record), and make each bridge's
-        pinned neighbour entries exactly its endpoints'. Returns the veths
-        deleted."""
-        deleted = 0
-        for name, index in sorted(self.links.host_veths().items()):
-            # Looked up after the dump: a veth attached meanwhile is known by
-            # now, and one that took a deleted one's name has another index.
-            if self.store.by_host_ifname(name) is None:
-                if self._quietly("delete orphan veth", self.links.delete_link_index, index):
-                    deleted += 1
-                    log.info("reconciled", action="deleted orphan veth", host_ifname=name)
-        for net in self.networks:
-            self._pin_neighbours(net)
-        return deleted
-
-    def _pin_neighbours(self, net: NetworkConfig) -> None:
-        """The host's pinned entries: those of every ready endpoint of the network, no others."""
-        self._quietly("pin neighbours", self.links.pin_neighbours, self._bridges[net.name],
-                      [e for e in self.store.list(net.name) if e.ready])
-
-    def verify_containers(self) -> int:
-        """After start-up, while netd serves: collect garbage, then check
-        inside every container that its interface, address and route are
-        still there, and replug those that lost them (entering each netns
-        takes ~1 ms)."""
-        repairs = self.collect_garbage()
-        for endpoint in self.store.list():
-            with self._id_locks.hold(endpoint.container_id):
-                current = self.store.get(*endpoint.key)
-                if current is not None and current.ready:
-                    repairs += self._reconcile_one(current, has_veth=True)
-        return repairs
-
-    def _reconcile_one(self, endpoint: Endpoint, has_veth: bool) -> int:
-        """Leave, replug (same address) or release one endpoint; 1 if it was repaired."""
-        if not endpoint.ready:
-            return self._release(endpoint, "rolled back interrupted attach")
-        try:
-            with self._endpoint_netns(endpoint) as ns:
-                view = self.links.container_view(ns.fd, endpoint.ifname) if has_veth else None
-                if view is not None and not view.problems(endpoint):
-                    return 0
-                self._replug(endpoint, ns.fd)
-        except NetdError as e:
-            if has_veth and isinstance(e, (ContainerNotFound, FailedPrecondition)):
-                # Its veth lives, so its netns does too, held by something
-                # we cannot reach through the recorded pid: leave it be.
-                log.warning("reconcile_skipped", container_id=endpoint.container_id, reason=str(e))
-                return 0
-            return self._release(endpoint, f"released: {e}")
-        log.info("reconciled", action="replugged", container_id=endpoint.container_id, address=str(endpoint.address))
-        return 1
-
     def _unpublish(self, endpoint: Endpoint) -> None:
         """After the record is gone. A failure leaves stale rules that the
         healer removes on its next check, so it is logged, not raised."""
@@ -473,60 +367,6 @@ class Service:
             if self.host_ports:
                 self.host_ports.release(endpoint.key)
             self._quietly("unpublish ports", self.sync_firewall, endpoint)
-
-    def hold_published_ports(self) -> None:
-        """At start: hold the host ports of the endpoints that publish some.
-        One a host process took while netd was down stays published (its
-        DNAT wins) and is logged."""
-        if not self.host_ports:
-            return
-        for e in self.store.list():
-            if e.ports:
-                try:
-                    self.host_ports.hold(e.key, e.ports, dual_stack=e.dual_stack)
-                except NetdError as err:
-                    log.warning("host_port_not_held", container_id=e.container_id, network=e.network, error=str(err))
-
-    def _release(self, endpoint: Endpoint, action: str) -> int:
-        self._unplug(endpoint)
-        self.store.remove(*endpoint.key)
-        self._unpublish(endpoint)
-        log.info("reconciled", action=action, container_id=endpoint.container_id, address=str(endpoint.address))
-        return 1
-
-    def _replug(self, endpoint: Endpoint, ns_fd: int) -> None:
-        """Plug the container again with the same address (its veth or config went missing)."""
-        self.links.delete_link(endpoint.host_ifname)
-        ifindex = self._plug(endpoint, ns_fd)
-        self.store.mark_ready(*endpoint.key, ifindex)
-
-    def forget_if_gone(self, host_ifname: str, ifindex: int) -> bool:
-        """A netd veth vanished from the kernel (its container's netns died):
-        release the endpoint without waiting for a Detach."""
-        endpoint = self.store.by_host_ifname(host_ifname)
-        if endpoint is None:
-            return False
-        with self._id_locks.hold(endpoint.container_id):
-            # Re-read under the lock: a detach or re-attach may have won the race.
-            current = self.store.get(*endpoint.key)
-            if current is None or not current.ready or current.host_ifindex != ifindex:
-                return False
-            link = self.links.host_link(host_ifname)
-            if link is not None and link.index == ifindex:
-                return False  # still there: not a deletion after all
-            self._forget_neighbours(current)
-            self.store.remove(*current.key)
-            self._unpublish(current)
-        log.info("container_gone", container_id=current.container_id, address=str(current.address))
-        return True
-
-    def sweep(self) -> int:
-        """Release every ready endpoint whose veth is gone (after lost link events)."""
-        return sum(
-            self.forget_if_gone(e.host_ifname, e.host_ifindex)
-            for e in self.store.list()
-            if e.ready and self.links.link_index(e.host_ifname) != e.host_ifindex
-        )
 
     def _quietly(self, what: str, fn: Any, *args: Any) -> Any:
         """Run an undo step; a failure is logged (and None returned), never hides the original error."""
