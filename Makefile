@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEB_PACKAGES := python3-venv iproute2 iptables nftables conntrack iputils-ping util-linux procps runc busybox-static containerd containernetworking-plugins podman radvd
+DEB_PACKAGES := python3-venv iproute2 iptables nftables conntrack iputils-ping util-linux procps runc busybox-static containerd containernetworking-plugins podman radvd etcd-server
 PROTO := proto/netd/v1/netd.proto
 
 .PHONY: help dev deb proto test unit integration demo bench bench-deps bench-ab install lint clean

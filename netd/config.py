@@ -19,7 +19,7 @@ from typing import Any
 
 from netd import validate
 from netd.errors import InvalidArgument
-from netd.model import DEFAULT_NETWORK, NetworkConfig
+from netd.model import DEFAULT_NETWORK, ClusterConfig, NetworkConfig
 
 DEFAULT_SOCKET = "/run/netd/netd.sock"
 DEFAULT_STATE_DIR = "/var/lib/netd"
@@ -45,6 +45,12 @@ NETWORK_KEYS: dict[str, type] = {
 }
 # Flags that describe the default network (named like its keys).
 NETWORK_FLAGS = ("bridge", "subnet", "subnet6", "mtu", "icc")
+# [cluster] keys: key → type. (etcd_endpoints and network are required.)
+CLUSTER_KEYS: dict[str, type] = {
+    "etcd_endpoints": list, "etcd_prefix": str, "etcd_ca": str, "etcd_cert": str, "etcd_key": str,
+    "network": str, "subnet_len": int, "backend": str, "vni": int, "port": int, "node_name": str,
+    "public_ip": str, "lease_ttl": int, "netd_network": str,
+}
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,7 @@ class DaemonConfig:
     metrics_address: str  # "" = no metrics endpoint
     networks: tuple[NetworkConfig, ...]  # mtu 0: take the uplink's
     manage_accept_ra: bool = True
+    cluster: ClusterConfig | None = None  # None: this host is an island
 
 
 def parser() -> argparse.ArgumentParser:
@@ -170,6 +177,57 @@ def _subnet6(where: str, text: str, subnet: IPv4Network) -> IPv6Network:
     return subnet6
 
 
+def parse_cluster(where: str, raw: Any) -> ClusterConfig:
+    """The [cluster] table."""
+    if not isinstance(raw, dict):
+        raise InvalidArgument(f"{where} must be a table")
+    for key in raw:
+        if key not in CLUSTER_KEYS:
+            raise InvalidArgument(f"{where}.{key} is not a cluster setting ({', '.join(CLUSTER_KEYS)})")
+    c = {key: _typed(f"{where}.{key}", value, CLUSTER_KEYS[key]) for key, value in raw.items()}
+    for key in ("etcd_endpoints", "network"):
+        if key not in c:
+            raise InvalidArgument(f"{where}.{key} is required")
+    endpoints = c["etcd_endpoints"]
+    if not endpoints or not all(isinstance(e, str) and re.match(r"^https?://[^/\s]+$", e) for e in endpoints):
+        raise InvalidArgument(f"{where}.etcd_endpoints must be a non-empty list of http(s)://HOST:PORT URLs")
+    network = _subnet(f"{where}.network", c["network"])
+    subnet_len = c.get("subnet_len", 24)
+    if not network.prefixlen < subnet_len <= 30:
+        raise InvalidArgument(f"{where}.subnet_len {subnet_len} must be longer than {network}'s and at most 30")
+    backend = c.get("backend", "vxlan")
+    if backend not in ("vxlan", "host-gw"):
+        raise InvalidArgument(f"{where}.backend {backend!r} is not vxlan or host-gw")
+    for key, low, high in (("vni", 1, 2**24 - 1), ("port", 1, 65535), ("lease_ttl", 5, 3600)):
+        if key in c and not low <= c[key] <= high:
+            raise InvalidArgument(f"{where}.{key} {c[key]} is out of range {low}..{high}")
+    public_ip = None
+    if c.get("public_ip"):
+        try:
+            public_ip = IPv4Address(c["public_ip"])
+        except ValueError:
+            raise InvalidArgument(f"{where}.public_ip {c['public_ip']!r} is not an IPv4 address") from None
+    prefix = c.get("etcd_prefix", "/netd")
+    if not prefix.startswith("/") or prefix.endswith("/"):
+        raise InvalidArgument(f"{where}.etcd_prefix {prefix!r} must start with / and not end with one")
+    return ClusterConfig(
+        etcd_endpoints=tuple(endpoints), network=network, subnet_len=subnet_len, backend=backend,
+        vni=c.get("vni", 1), port=c.get("port", 8472), node_name=c.get("node_name", ""), public_ip=public_ip,
+        etcd_prefix=prefix, etcd_ca=c.get("etcd_ca", ""), etcd_cert=c.get("etcd_cert", ""),
+        etcd_key=c.get("etcd_key", ""), lease_ttl=c.get("lease_ttl", 20),
+        netd_network=c.get("netd_network", DEFAULT_NETWORK),
+    )
+
+
+def leased_network(raw: dict[str, Any], cluster: ClusterConfig, where: str) -> dict[str, Any]:
+    """The cluster's netd network before its lease: no subnet of its own
+    (netd leases one); until then the cluster's range stands in."""
+    if "subnet" in raw:
+        raise InvalidArgument(f"{where}.subnet: network {cluster.netd_network}'s subnet is leased from the cluster's "
+                              f"{cluster.network}, not configured")
+    return {**raw, "subnet": str(cluster.network)}
+
+
 def check_networks(networks: list[NetworkConfig], where: str) -> None:
     """Names and bridges unique, subnets disjoint."""
     for i, a in enumerate(networks):
@@ -195,20 +253,29 @@ def from_args(argv: list[str] | None, *, isatty: bool = False) -> DaemonConfig:
     file = load_file(args.config) if args.config else {}
     where = f"config {args.config}"
     for key in file:
-        if key not in GLOBALS and key != "networks":
-            raise InvalidArgument(f"{where}: {key} is not a setting ({', '.join([*GLOBALS, 'networks'])})")
+        if key not in GLOBALS and key not in ("networks", "cluster"):
+            raise InvalidArgument(f"{where}: {key} is not a setting ({', '.join([*GLOBALS, 'networks', 'cluster'])})")
+    cluster = parse_cluster(f"{where}: cluster", file["cluster"]) if "cluster" in file else None
     settings = {}
     for key, (default, kind) in GLOBALS.items():
         flag = getattr(args, key)
         settings[key] = flag if flag is not None else _typed(f"{where}: {key}", file.get(key, default), kind)
 
     given = {key: getattr(args, key) for key in NETWORK_FLAGS if getattr(args, key) is not None}
+    if cluster and "subnet" in given:
+        raise InvalidArgument(f"--subnet: in cluster mode the subnet is leased from {cluster.network}")
     raw_networks = file.get("networks")
     if raw_networks is None:
-        networks = [_flag_network(given, {"name": DEFAULT_NETWORK, "subnet": DEFAULT_SUBNET})]
+        base = {"name": DEFAULT_NETWORK, "subnet": DEFAULT_SUBNET}
+        if cluster:
+            base = leased_network({"name": cluster.netd_network}, cluster, f"{where}: cluster")
+        networks = [_flag_network(given, base)]
     else:
         if not isinstance(raw_networks, list) or not raw_networks:
             raise InvalidArgument(f"{where}: networks must be a non-empty list of [[networks]] tables")
+        raw_networks = [leased_network(raw, cluster, f"{where}: networks[{i}]")
+                        if cluster and isinstance(raw, dict) and raw.get("name") == cluster.netd_network else raw
+                        for i, raw in enumerate(raw_networks)]
         networks = [parse_network(f"{where}: networks[{i}]", raw) for i, raw in enumerate(raw_networks)]
         if given:
             names = [n.name for n in networks]
@@ -218,6 +285,8 @@ def from_args(argv: list[str] | None, *, isatty: bool = False) -> DaemonConfig:
             i = names.index(DEFAULT_NETWORK)
             networks[i] = _flag_network(given, raw_networks[i])
     check_networks(networks, f"{where}: networks")
+    if cluster and cluster.netd_network not in [n.name for n in networks]:
+        raise InvalidArgument(f"{where}: cluster.netd_network {cluster.netd_network!r} is not one of the networks")
 
     if settings["metrics_address"] and not settings["metrics_address"].rpartition(":")[2].isdigit():
         raise InvalidArgument(f"metrics_address {settings['metrics_address']!r} must be HOST:PORT")
@@ -237,6 +306,7 @@ def from_args(argv: list[str] | None, *, isatty: bool = False) -> DaemonConfig:
         metrics_address=settings["metrics_address"],
         networks=tuple(networks),
         manage_accept_ra=settings["manage_accept_ra"],
+        cluster=cluster,
     )
 
 

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import structlog
@@ -190,15 +191,23 @@ def serve(cfg: config.DaemonConfig) -> int:
     instance, taking_over = instance_of(cfg.state_dir)
     check_socket_dir(cfg.socket)
     store = SqliteStore(cfg.state_dir / "netd.db")
-    networks = config.networks(cfg, links.uplink_mtu())
+    uplink_mtu, agent = links.uplink_mtu(), None
+    if cfg.cluster:
+        from netd import cluster  # etcd's client (and requests) only in cluster mode: ~0.1 s to import
+
+        agent, leased = cluster.join(cfg.cluster, cfg.networks, cfg.state_dir, f"netd:{instance}", uplink_mtu)
+        cfg = replace(cfg, networks=leased)
+    networks = config.networks(cfg, uplink_mtu)
     fw = firewall.select(cfg.firewall, instance)
     if taking_over:
         firewall.remove_legacy()
     firewall.remove_others(fw, instance)
     service = Service(networks=networks, store=store, links=links, namespaces=netns, firewall=fw, sysctls=sysctl,
                       host_ports=HostPorts(), mark=f"netd:{instance}", adopt_unmarked=taking_over,
-                      manage_accept_ra=cfg.manage_accept_ra)
+                      manage_accept_ra=cfg.manage_accept_ra, cluster=agent)
     service.prepare()
+    if agent:
+        agent.setup(next(n.mtu for n in networks if n.cluster))
     # The store and the kernel agree again before the socket exists: a
     # caller meanwhile finds none, and waits (wait_for_ready) or retries.
     repairs = service.reconcile()
@@ -225,11 +234,15 @@ def serve(cfg: config.DaemonConfig) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     start_background_loops(service, grpc_server.set_health, cfg, stop)
+    if agent:
+        agent.run(stop)
     keep_systemd_posted(service, stop)
 
     # In-flight calls finish, new ones get UNAVAILABLE; endpoints stay up so
     # containers keep their network while netd restarts.
     sd_notify("STOPPING=1")
+    if agent:
+        agent.stop()
     grpc_server.set_health([Problem("netd is stopping")])
     grpc_server.stop(SHUTDOWN_GRACE_SECONDS)
     store.close()

@@ -11,7 +11,7 @@ _metrics: dict[str, Any] = {}
 def enable(address: str, service: Any) -> None:
     """Serve /metrics on HOST:PORT; endpoint and pool gauges are read from the service at scrape time."""
     from prometheus_client import Counter, Histogram, start_http_server
-    from prometheus_client.core import REGISTRY, GaugeMetricFamily
+    from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily
 
     host, _, port = address.rpartition(":")
     _metrics.update(
@@ -30,7 +30,15 @@ def enable(address: str, service: Any) -> None:
                 endpoints.add_metric([net.name], len(service.list(net.name)))
                 pool.add_metric([net.name, "used"], used)
                 pool.add_metric([net.name, "free"], free)
-            return [endpoints, pool]
+            found = [endpoints, pool]
+            agent = service.cluster
+            if agent is not None:
+                nodes = GaugeMetricFamily("netd_cluster_nodes", "Hosts of the cluster netd knows, itself included")
+                nodes.add_metric([], agent.known())
+                errors = CounterMetricFamily("netd_etcd_errors", "etcd calls that failed or found no endpoint")
+                errors.add_metric([], agent.errors)
+                found += [nodes, errors]
+            return found
 
     REGISTRY.register(PoolCollector())
     start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1")

@@ -33,6 +33,9 @@ class NetworkConfig:
     # has (+1.3 ms per attach at 1000 ports, measured without netd). Off,
     # multicast is flooded like broadcast (as ARP is anyway).
     multicast_snooping: bool = False
+    # In cluster mode, the cluster's whole range for the network whose subnet
+    # this host leased: traffic to it is routed to the other hosts, not NATed.
+    cluster: IPv4Network | None = None
 
     # From (int, prefix length): parsing "a.b.c.d/n" costs 5x more (~15 µs per attach).
     def interface_for(self, address: IPv4Address) -> IPv4Interface:
@@ -48,6 +51,27 @@ class NetworkConfig:
     def gateway6(self) -> IPv6Address | None:
         found = self.address6_for(self.gateway)
         return found.ip if found else None
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Many hosts, one container network: each host leases a subnet of
+    `network` in etcd and routes to the others' (the [cluster] table)."""
+
+    etcd_endpoints: tuple[str, ...]
+    network: IPv4Network
+    subnet_len: int = 24
+    backend: str = "vxlan"  # or "host-gw"
+    vni: int = 1
+    port: int = 8472
+    node_name: str = ""  # "": the hostname
+    public_ip: IPv4Address | None = None  # None: the uplink's address
+    etcd_prefix: str = "/netd"
+    etcd_ca: str = ""
+    etcd_cert: str = ""
+    etcd_key: str = ""
+    lease_ttl: int = 20
+    netd_network: str = DEFAULT_NETWORK  # the netd network whose subnet is leased
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""`make demo`: netd's main job, start to finish, in a throwaway sandbox.
+"""`make demo`: netd's main job, start to finish, in a throwaway sandbox;
+then two hosts in cluster mode.
 
 A "host" netns runs netd; an "outside" netns plays the internet with a TCP
 server; two `unshare --net` containers get attached (one publishing a port),
@@ -14,6 +15,7 @@ import os
 import sys
 import time
 
+from tests.cluster import Underlay
 from tests.sandbox import (
     HOST_UPLINK_ADDR,
     OUTSIDE_ADDR,
@@ -83,8 +85,36 @@ def main() -> int:
     finally:
         step("clean up the sandbox")
         sandbox.down()
+    cluster_demo()
     print(f"\ndemo finished in {time.monotonic() - started:.1f}s")
     return 0
+
+
+def cluster_demo() -> None:
+    """Two hosts, one etcd: each leases a subnet, and their containers talk across, by address."""
+    underlay = Underlay()
+    try:
+        step("two hosts on an underlay, etcd on it; each netd in cluster mode (backend vxlan)")
+        underlay.up()
+        hosts = [underlay.host(), underlay.host()]
+        for host in hosts:
+            host.write_config("vxlan")
+            host.start()
+        show("(h1) cat netd.toml", hosts[0].config.read_text())
+        show("(h1) netctl nodes", hosts[0].netctl("nodes").stdout)
+        step("a container on each host; h1's reaches h2's directly, and h2's sees h1's container address")
+        pods = []
+        for host in hosts:
+            c = host.container()
+            pods.append((c, json.loads(host.netctl("attach", "pod", "--pid", str(c.pid), "-o", "json").stdout)))
+        show("(h1) ip route show proto 110", hosts[0].in_host("ip", "route", "show", "proto", "110").stdout)
+        serve_in(hosts[1], pods[1][0])
+        target = pods[1][1]["ip_address"].split("/")[0]
+        print(f"h2's container ({target}) saw the connection come from {tcp_peer_seen(pods[0][0], target)} "
+              f"(h1's container: {pods[0][1]['ip_address'].split('/')[0]}, no NAT between hosts)")
+    finally:
+        step("clean up the hosts and etcd")
+        underlay.down()
 
 
 if __name__ == "__main__":

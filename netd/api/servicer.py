@@ -19,7 +19,7 @@ import structlog
 
 from netd import __version__, metrics, validate
 from netd.api.convert import EndpointListing, endpoint_to_proto, link_to_proto
-from netd.errors import DeadlineExceeded, InternalError, NetdError
+from netd.errors import DeadlineExceeded, FailedPrecondition, InternalError, NetdError
 from netd.service import Busy, Service
 from netd.v1 import netd_pb2 as pb
 from netd.v1 import netd_pb2_grpc as pb_grpc
@@ -179,6 +179,17 @@ class NetdServicer(pb_grpc.NetdServicer):
     def CheckEndpoint(self, request: pb.CheckEndpointRequest, context: object) -> pb.CheckEndpointResponse:
         problems = self._service.check(validate.container_id(request.container_id), validate.network(request.network))
         return pb.CheckEndpointResponse(ok=not problems, problems=problems)
+
+    @on_the_pool
+    def ListNodes(self, request: pb.ListNodesRequest, context: object) -> pb.ListNodesResponse:
+        agent = self._service.cluster
+        if agent is None:
+            raise FailedPrecondition("netd runs without a [cluster] in its config: there are no nodes")
+        return pb.ListNodesResponse(nodes=[
+            pb.Node(name=s.node.name, public_ip=str(s.node.public_ip), subnet=str(s.node.subnet),
+                    backend=s.node.backend, lease_seconds=s.lease_seconds, reachable=s.reachable, reason=s.why,
+                    this_host=s.node.name == agent.name)
+            for s in agent.nodes()])
 
     @on_the_pool
     def ListEndpoints(self, request: pb.ListEndpointsRequest, context: object) -> pb.ListEndpointsResponse:

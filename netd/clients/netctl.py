@@ -28,6 +28,7 @@ from netd.v1 import netd_pb2_grpc as pb_grpc
 TIMEOUT = 30.0
 COLUMNS = ("container_id", "network", "ip_address", "ip6_address", "ifname", "host_ifname", "mac_address", "pid",
            "netns_path", "ports", "created_at")
+NODE_COLUMNS = ("name", "public_ip", "subnet", "backend", "lease_seconds", "reachable", "reason", "this_host")
 NETWORK_COLUMNS = ("name", "bridge", "subnet", "gateway", "subnet6", "gateway6", "mtu", "icc", "endpoints",
                    "addresses_used", "addresses_free")
 
@@ -77,6 +78,7 @@ def parser() -> argparse.ArgumentParser:
                            help="does the kernel still match the record? (exit 1 if not)")
     check.add_argument("container_id")
     sub.add_parser("networks", parents=[output], help="list networks: bridge, subnets, MTU, addresses used/free")
+    sub.add_parser("nodes", parents=[output], help="the cluster's hosts: subnet, public IP, lease time left, reachable")
     sub.add_parser("status", parents=[output], help="is netd serving, and is anything it depends on broken? (exit 3 if so)")
     hook = sub.add_parser("oci-hook", help="OCI runtime hook: reads the container state JSON on stdin")
     hook.add_argument("action", choices=["attach", "detach"],
@@ -189,6 +191,9 @@ def run(args: argparse.Namespace, channel: grpc.Channel) -> int:
     elif args.command == "networks":
         networks = [to_dict(n) for n in stub.ListNetworks(pb.ListNetworksRequest(), timeout=TIMEOUT).networks]
         emit(args, networks, table(networks, NETWORK_COLUMNS))
+    elif args.command == "nodes":
+        nodes = [to_dict(n) for n in stub.ListNodes(pb.ListNodesRequest(), timeout=TIMEOUT).nodes]
+        emit(args, nodes, table(nodes, NODE_COLUMNS))
     elif args.command == "status":
         return status(args, channel, stub)
     elif args.command == "oci-hook":

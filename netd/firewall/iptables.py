@@ -76,6 +76,7 @@ def forward_rules(net: NetworkConfig, others: list[str], chains: Chains = Chains
     return [
         *(f"-A {fwd} -i {br} -o {other} {drop}" for other in others),
         *([] if net.icc else [f"-A {fwd} -i {br} -o {br} {drop}"]),
+        *([f"-A {fwd} -s {net.cluster} -o {br} {c} -j ACCEPT"] if net.cluster else []),
         f"-A {fwd} -i {br} {c} -j ACCEPT",
         f"-A {fwd} -o {br} -m conntrack --ctstate DNAT {c} -j ACCEPT",
         f"-A {fwd} -o {br} -m conntrack --ctstate RELATED,ESTABLISHED {c} -j ACCEPT",
@@ -86,7 +87,8 @@ def network_rules(net: NetworkConfig, others: list[str], chains: Chains = Chains
     """Per table, exactly as iptables-save prints them. Same meaning as the
     nftables driver's rules (see there for why each exists)."""
     br, c, post, guard = net.bridge, _comment(net), chains.postrouting, chains.guard
-    masquerade = [f"-A {post} -s {net.subnet} ! -o {br} {c} -j MASQUERADE"] if net.masquerade else []
+    cluster = f" ! -d {net.cluster}" if net.cluster else ""  # the cluster's other hosts: not NATed
+    masquerade = [f"-A {post} -s {net.subnet}{cluster} ! -o {br} {c} -j MASQUERADE"] if net.masquerade else []
     return {
         "raw": [f"-A {guard} -s {LOOPBACK} -i {br} {c} -j DROP", f"-A {guard} -d {LOOPBACK} -i {br} {c} -j DROP"],
         "nat": masquerade + [

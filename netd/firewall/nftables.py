@@ -40,7 +40,9 @@ def dnat_rules(fwd: Forward) -> list[str]:
 def nat_out(net: NetworkConfig) -> list[str]:
     rules = []
     if net.masquerade:
-        rules.append(f'ip saddr {net.subnet} oifname != "{net.bridge}" masquerade {_comment(net)}')
+        # traffic to the cluster's other hosts keeps the container's address
+        cluster = f"ip daddr != {net.cluster} " if net.cluster else ""
+        rules.append(f'ip saddr {net.subnet} {cluster}oifname != "{net.bridge}" masquerade {_comment(net)}')
     if net.subnet6 and net.masquerade6:
         rules.append(f'ip6 saddr {net.subnet6} oifname != "{net.bridge}" masquerade {_comment(net)}')
     # DNATed connections into the bridge from a container (hairpin) or from
@@ -61,6 +63,8 @@ def forward(net: NetworkConfig, others: list[str]) -> list[str]:
         rules.append(f'iifname "{net.bridge}" oifname {{ {names} }} ct status ! dnat drop {_comment(net)}')
     if not net.icc:
         rules.append(f'iifname "{net.bridge}" oifname "{net.bridge}" ct status ! dnat drop {_comment(net)}')
+    if net.cluster:  # from containers on the cluster's other hosts
+        rules.append(f'ip saddr {net.cluster} oifname "{net.bridge}" accept {_comment(net)}')
     return rules + [
         f'iifname "{net.bridge}" accept {_comment(net)}',
         f'oifname "{net.bridge}" ct status dnat accept {_comment(net)}',

@@ -45,7 +45,7 @@ def _rtnl() -> Rtnl:
     return sock
 
 
-def _ipr() -> IPRoute:
+def host_ipr() -> IPRoute:
     ipr = getattr(_local, "ipr", None)
     if ipr is None:
         ipr = _local.ipr = IPRoute()
@@ -62,7 +62,7 @@ def _inside(ns_fd: int) -> Iterator[IPRoute]:
 
 
 @contextlib.contextmanager
-def _failing_as(what: str) -> Iterator[None]:
+def failing_as(what: str) -> Iterator[None]:
     """pyroute2's errors as netd's: 'failed to WHAT: cause'."""
     try:
         yield
@@ -93,7 +93,7 @@ def _link(msg) -> Link:
                 msg.get("ifalias") or "")
 
 
-def _get_link(ipr: IPRoute, **key: object) -> Link | None:
+def get_link(ipr: IPRoute, **key: object) -> Link | None:
     try:
         (msg,) = ipr.link("get", **key)
     except LibraryError as e:
@@ -120,17 +120,17 @@ def ensure_bridge(net: NetworkConfig, mark: str, adopt_unmarked: bool = False) -
     `mark`): gateway address, MTU, pinned MAC, multicast snooping, up.
     adopt_unmarked: a bridge without any alias is netd's too (one made by a
     netd from before marks, whose state dir this is): mark it."""
-    ipr = _ipr()
+    ipr = host_ipr()
     # An explicitly set MAC stops the bridge from taking the lowest port's
     # MAC, which would change whenever containers come and go.
     mac = mac_for(net.gateway)
-    with _failing_as(f"set up bridge {net.bridge}"):
-        link, created = _get_link(ipr, ifname=net.bridge), False
+    with failing_as(f"set up bridge {net.bridge}"):
+        link, created = get_link(ipr, ifname=net.bridge), False
         if link is None:
             with contextlib.suppress(LibraryError):  # EEXIST: someone made one meanwhile, looked at below
                 ipr.link("add", ifname=net.bridge, kind="bridge", address=mac, mtu=net.mtu)
                 created = True  # its alias, the mark, is set below: the kernel ignores one given at creation
-            link = _get_link(ipr, ifname=net.bridge)
+            link = get_link(ipr, ifname=net.bridge)
         if link is None or link.kind != "bridge" or link.alias not in (mark, "" if created or adopt_unmarked else mark):
             raise FailedPrecondition(f"bridge {net.bridge} of network {net.name}: {in_the_way(link, mark)}")
         # Setting a MAC, even the same one, flushes every neighbour entry on
@@ -157,9 +157,9 @@ def in_the_way(link: Link | None, mark: str) -> str:
 
 def bridge_problem(net: NetworkConfig, index: int, mark: str) -> str:
     """What is wrong with the network's bridge, netd's under `index`: "" if nothing."""
-    ipr = _ipr()
-    with _failing_as(f"read bridge {net.bridge}"):
-        link = _get_link(ipr, ifname=net.bridge)
+    ipr = host_ipr()
+    with failing_as(f"read bridge {net.bridge}"):
+        link = get_link(ipr, ifname=net.bridge)
         if link is None:
             return "missing"
         if link.alias != mark or link.kind != "bridge":
@@ -173,19 +173,19 @@ def bridge_problem(net: NetworkConfig, index: int, mark: str) -> str:
 
 
 def set_up(name: str) -> None:
-    with _failing_as(f"set {name} up"):
-        _ipr().link("set", ifname=name, state="up")
+    with failing_as(f"set {name} up"):
+        host_ipr().link("set", ifname=name, state="up")
 
 
 def mark_link(index: int, mark: str) -> None:
     """Mark a link netd made as netd's (its alias)."""
-    with _failing_as(f"mark link {index}"):
-        _ipr().link("set", index=index, ifalias=mark)
+    with failing_as(f"mark link {index}"):
+        host_ipr().link("set", index=index, ifalias=mark)
 
 
 def enslave(name: str, bridge_index: int, hairpin: bool = False, isolated: bool = False) -> None:
-    ipr = _ipr()
-    with _failing_as(f"attach {name} to the bridge"):
+    ipr = host_ipr()
+    with failing_as(f"attach {name} to the bridge"):
         ipr.link("set", ifname=name, master=bridge_index, state="up")
         ipr.brport("set", ifname=name, mode=int(hairpin), isolated=int(isolated))
 
@@ -320,8 +320,8 @@ def _main_routes(ipr: IPRoute, **match: object) -> list:
 
 
 def container_view(ns_fd: int, ifname: str) -> ContainerView:
-    with _inside(ns_fd) as ipr, _failing_as(f"read {ifname} in the container"):
-        link = _get_link(ipr, ifname=ifname)
+    with _inside(ns_fd) as ipr, failing_as(f"read {ifname} in the container"):
+        link = get_link(ipr, ifname=ifname)
         if link is None:
             return ContainerView(None, [], [])
         pinned = {ip_address(n.get("dst")) for n in ipr.neigh("dump", family=socket.AF_UNSPEC)
@@ -347,8 +347,8 @@ def settle_port(bridge_index: int, index: int, endpoint: Endpoint) -> bool:
 
 def pinned_neighbours(bridge_index: int) -> set[IPAddress]:
     """Addresses with a permanent neighbour entry netd made (its protocol) on the bridge."""
-    with _failing_as(f"list the neighbour entries of bridge {bridge_index}"):
-        return {ip_address(n.get("dst")) for n in _ipr().neigh("dump", family=socket.AF_UNSPEC)
+    with failing_as(f"list the neighbour entries of bridge {bridge_index}"):
+        return {ip_address(n.get("dst")) for n in host_ipr().neigh("dump", family=socket.AF_UNSPEC)
                 if n["ifindex"] == bridge_index and n["state"] & NUD_PERMANENT and n.get("dst")
                 and n.get("protocol") == RTPROT_NETD}
 
@@ -359,8 +359,8 @@ def pin_neighbours(bridge_index: int, endpoints: list[Endpoint]) -> None:
     others (those of an attach a crash interrupted, which left no record)."""
     wanted = {a: e.mac_address for e in endpoints for a in _ips(e)}
     pinned = pinned_neighbours(bridge_index)
-    ipr = _ipr()
-    with _failing_as(f"pin the neighbour entries of {len(endpoints)} endpoints"):
+    ipr = host_ipr()
+    with failing_as(f"pin the neighbour entries of {len(endpoints)} endpoints"):
         for address in wanted.keys() - pinned:
             _pin(ipr, bridge_index, address, wanted[address])
         for address in pinned - wanted.keys():
@@ -392,8 +392,8 @@ def unpinned(bridge_index: int, endpoints: list[Endpoint]) -> list[Endpoint]:
 
 def repin(bridge_index: int, endpoint: Endpoint) -> None:
     """Pin the host's neighbour entries for the endpoint again."""
-    ipr = _ipr()
-    with _failing_as(f"pin the neighbour entry of {endpoint.address.ip}"):
+    ipr = host_ipr()
+    with failing_as(f"pin the neighbour entry of {endpoint.address.ip}"):
         for address in _ips(endpoint):
             _pin(ipr, bridge_index, address, endpoint.mac_address)
 
@@ -407,8 +407,8 @@ def forget_neighbours(bridge_index: int, endpoint: Endpoint) -> None:
 
 
 def host_link(name: str) -> Link | None:
-    with _failing_as(f"read link {name}"):
-        return _get_link(_ipr(), ifname=name)
+    with failing_as(f"read link {name}"):
+        return get_link(host_ipr(), ifname=name)
 
 
 def link_index(name: str) -> int | None:
@@ -492,7 +492,7 @@ def delete_link(name: str) -> bool:
 def delete_link_index(index: int) -> bool:
     """Delete a link by index, alone (garbage collection); False when it was already gone."""
     try:
-        _ipr().link("del", index=index)
+        host_ipr().link("del", index=index)
     except LibraryError as e:
         if e.code == errno.ENODEV:
             return False
@@ -504,8 +504,8 @@ def host_veths(mark: str) -> tuple[dict[str, Link], dict[str, str]]:
     """netd-named links on the host: (name → link, of the veths netd made,
     marked `mark`; name → alias, of those it did not). A dump of every link
     (~0.3 ms each through pyroute2): for garbage collection, not start-up."""
-    with _failing_as("list links"):
-        links = [_link(msg) for msg in _ipr().link("dump")]
+    with failing_as("list links"):
+        links = [_link(msg) for msg in host_ipr().link("dump")]
     named = [link for link in links if link.name.startswith(HOST_IFNAME_PREFIX)]
     ours = {link.name: link for link in named if link.alias == mark and link.kind == "veth"}
     return ours, {link.name: link.alias for link in named if link.name not in ours}
@@ -513,9 +513,9 @@ def host_veths(mark: str) -> tuple[dict[str, Link], dict[str, str]]:
 
 def _uplinks(family: int) -> list[Link]:
     """The interfaces holding the main table's default routes of `family`."""
-    ipr = _ipr()
-    with _failing_as("find the uplink"):
-        found = [_get_link(ipr, index=r.get("oif")) for r in _main_routes(ipr, dst_len=0, family=family) if r.get("oif")]
+    ipr = host_ipr()
+    with failing_as("find the uplink"):
+        found = [get_link(ipr, index=r.get("oif")) for r in _main_routes(ipr, dst_len=0, family=family) if r.get("oif")]
     return [link for link in found if link is not None and link.name != "lo"]
 
 
@@ -525,20 +525,28 @@ def uplink_mtu() -> int:
     return (found[0].mtu or DEFAULT_MTU) if found else DEFAULT_MTU
 
 
+def ipv4_uplink() -> str:
+    """The interface holding the main table's IPv4 default route; "" if none."""
+    found = _uplinks(socket.AF_INET)
+    return found[0].name if found else ""
+
+
 def uplinks() -> list[str]:
     """Names of the interfaces holding a default route, IPv6 or IPv4."""
     return list(dict.fromkeys(link.name for family in (socket.AF_INET6, socket.AF_INET) for link in _uplinks(family)))
 
 
 def overlapping(subnet: IPv4Network, bridge: str) -> list[str]:
-    """Addresses and routes on interfaces other than the bridge that overlap the subnet."""
-    ipr = _ipr()
-    with _failing_as("list addresses and routes"):
+    """Addresses and routes on interfaces other than the bridge that overlap
+    the subnet (but netd's own routes to a cluster's hosts, which netd
+    itself keeps in step with etcd)."""
+    ipr = host_ipr()
+    with failing_as("list addresses and routes"):
         names: dict[int, str] = {}
 
         def name(index: int) -> str:
             if index not in names:
-                link = _get_link(ipr, index=index) if index else None
+                link = get_link(ipr, index=index) if index else None
                 names[index] = link.name if link else ""
             return names[index]
 
@@ -548,6 +556,8 @@ def overlapping(subnet: IPv4Network, bridge: str) -> list[str]:
             if address.network.overlaps(subnet) and name(addr["index"]) not in (bridge, "lo"):
                 found[address.network] = f"address {address} on {name(addr['index'])}"
         for route in _main_routes(ipr, family=socket.AF_INET):
+            if route.get("proto") == RTPROT_NETD:
+                continue
             dst = _route(route).dst
             oif = route.get("oif") or 0
             if dst.prefixlen and dst.overlaps(subnet) and name(oif) not in (bridge, "lo"):

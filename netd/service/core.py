@@ -78,6 +78,9 @@ class Service(Upkeep):
     # Set accept_ra=2 on uplinks that accept router advertisements before
     # IPv6 forwarding stops them; else refuse to start.
     manage_accept_ra: bool = True
+    # cluster.agent.Agent, in cluster mode: the network whose subnet it leased
+    # takes no attaches while another host holds that subnet.
+    cluster: Any = None
 
     def __post_init__(self) -> None:
         self.nets = {n.name: n for n in self.networks}
@@ -171,6 +174,8 @@ class Service(Upkeep):
         another call on the same container id."""
         started = time.perf_counter()
         net = self.network(req.network)
+        if net.cluster and self.cluster and self.cluster.lost:
+            raise FailedPrecondition(f"network {net.name} takes no attaches: {self.cluster.lost}")
         with self._id_locks.hold(req.container_id, wait):
             if self.store.get(net.name, req.container_id) is not None:
                 raise AlreadyAttached(f"container {req.container_id} is already attached to network {net.name}")

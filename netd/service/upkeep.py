@@ -46,6 +46,7 @@ class Upkeep:
     _firewall_lock: threading.Lock
     _downs: set[int]
     adopt_unmarked: bool
+    cluster: Any
 
     # -- the healer ------------------------------------------------------------
 
@@ -83,6 +84,9 @@ class Upkeep:
         with self._firewall_lock:
             if not self.firewall.intact(self.ruleset()):
                 found.append(Problem(f"firewall: netd's {self.firewall.name} rules are incomplete"))
+        if self.cluster:
+            network = next(n.name for n in self.networks if n.cluster)
+            found += [Problem(f"cluster: {text}", network) for text in self.cluster.problems()]
         return found
 
     def _forwarding_off(self) -> list[str]:

@@ -227,3 +227,33 @@ class CheckEndpointResponse(_message.Message):
     ok: bool
     problems: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, ok: _Optional[bool] = ..., problems: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListNodesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListNodesResponse(_message.Message):
+    __slots__ = ("nodes",)
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[Node]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ...) -> None: ...
+
+class Node(_message.Message):
+    __slots__ = ("name", "public_ip", "subnet", "backend", "lease_seconds", "reachable", "reason", "this_host")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_IP_FIELD_NUMBER: _ClassVar[int]
+    SUBNET_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REACHABLE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    THIS_HOST_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    public_ip: str
+    subnet: str
+    backend: str
+    lease_seconds: int
+    reachable: bool
+    reason: str
+    this_host: bool
+    def __init__(self, name: _Optional[str] = ..., public_ip: _Optional[str] = ..., subnet: _Optional[str] = ..., backend: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., reachable: _Optional[bool] = ..., reason: _Optional[str] = ..., this_host: _Optional[bool] = ...) -> None: ...

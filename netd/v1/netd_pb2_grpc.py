@@ -71,6 +71,11 @@ class NetdStub:
                 request_serializer=netd_dot_v1_dot_netd__pb2.CheckEndpointRequest.SerializeToString,
                 response_deserializer=netd_dot_v1_dot_netd__pb2.CheckEndpointResponse.FromString,
                 _registered_method=True)
+        self.ListNodes = channel.unary_unary(
+                '/netd.v1.Netd/ListNodes',
+                request_serializer=netd_dot_v1_dot_netd__pb2.ListNodesRequest.SerializeToString,
+                response_deserializer=netd_dot_v1_dot_netd__pb2.ListNodesResponse.FromString,
+                _registered_method=True)
 
 
 class NetdServicer:
@@ -127,6 +132,13 @@ class NetdServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListNodes(self, request, context):
+        """The cluster's hosts (cluster mode; FAILED_PRECONDITION without it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NetdServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -164,6 +176,11 @@ def add_NetdServicer_to_server(servicer, server):
                     servicer.CheckEndpoint,
                     request_deserializer=netd_dot_v1_dot_netd__pb2.CheckEndpointRequest.FromString,
                     response_serializer=netd_dot_v1_dot_netd__pb2.CheckEndpointResponse.SerializeToString,
+            ),
+            'ListNodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNodes,
+                    request_deserializer=netd_dot_v1_dot_netd__pb2.ListNodesRequest.FromString,
+                    response_serializer=netd_dot_v1_dot_netd__pb2.ListNodesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -357,6 +374,33 @@ class Netd:
             '/netd.v1.Netd/CheckEndpoint',
             netd_dot_v1_dot_netd__pb2.CheckEndpointRequest.SerializeToString,
             netd_dot_v1_dot_netd__pb2.CheckEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/netd.v1.Netd/ListNodes',
+            netd_dot_v1_dot_netd__pb2.ListNodesRequest.SerializeToString,
+            netd_dot_v1_dot_netd__pb2.ListNodesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -150,3 +150,17 @@ def test_each_netd_instance_has_its_own_table_and_chains():
     assert ":NETD-DNAT-1a2b3c4d - [0:0]" in batch and "-j NETD-POSTROUTING-1a2b3c4d" in batch
     assert all(len(chain) <= 28 for _, _, chain in iptables.hooks(iptables.IPV4, chains))  # iptables' limit
     assert "NETD-DNAT " not in batch and "NETD-DNAT\n" not in batch
+
+
+def test_a_cluster_network_is_not_natted_to_the_other_hosts_and_accepts_their_containers():
+    from dataclasses import replace
+    from ipaddress import IPv4Network
+
+    net = replace(NET, subnet=IPv4Network("10.244.3.0/24"), cluster=IPv4Network("10.244.0.0/16"))
+    text = nftables.render_ruleset(Ruleset((net,)))
+    assert 'ip saddr 10.244.3.0/24 ip daddr != 10.244.0.0/16 oifname != "netd0" masquerade' in text
+    assert 'ip saddr 10.244.0.0/16 oifname "netd0" accept' in text
+    rules = iptables.render_rules(Ruleset((net,)))
+    assert "-A NETD-POSTROUTING -s 10.244.3.0/24 ! -d 10.244.0.0/16 ! -o netd0 -m comment --comment \"netd:default\" " \
+           "-j MASQUERADE" in rules["nat"]
+    assert "-A NETD-FORWARD -s 10.244.0.0/16 -o netd0 -m comment --comment \"netd:default\" -j ACCEPT" in rules["filter"]
