@@ -13,19 +13,18 @@ import argparse
 import re
 import tomllib
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_address
 from pathlib import Path
 from typing import Any
 
 from netd import validate
+from netd.validate import DEFAULT_BRIDGE, check_networks, ipv4_subnet, parse_network, typed
 from netd.errors import InvalidArgument
 from netd.model import DEFAULT_NETWORK, ClusterConfig, NetworkConfig
 
 DEFAULT_SOCKET = "/run/netd/netd.sock"
 DEFAULT_STATE_DIR = "/var/lib/netd"
-DEFAULT_BRIDGE = "netd0"
 DEFAULT_SUBNET = "10.89.0.0/16"
-NETWORK_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 
 # Global settings: key → (default, type). The same names as the flags, with _.
 GLOBALS: dict[str, tuple[Any, type]] = {
@@ -37,11 +36,8 @@ GLOBALS: dict[str, tuple[Any, type]] = {
     "metrics_address": ("", str),
     "log_format": ("", str),
     "manage_accept_ra": (True, bool),
-}
-# Per-network keys: key → type. (name and subnet are required.)
-NETWORK_KEYS: dict[str, type] = {
-    "name": str, "bridge": str, "subnet": str, "subnet6": str, "gateway": str, "mtu": int,
-    "icc": bool, "masquerade": bool, "masquerade6": bool, "multicast_snooping": bool,
+    "dns_upstreams": ([], list),
+    "default_address_pools": ([{"base": "10.90.0.0/16", "size": 24}], list),
 }
 # Flags that describe the default network (named like its keys).
 NETWORK_FLAGS = ("bridge", "subnet", "subnet6", "mtu", "icc")
@@ -65,6 +61,9 @@ class DaemonConfig:
     networks: tuple[NetworkConfig, ...]  # mtu 0: take the uplink's
     manage_accept_ra: bool = True
     cluster: ClusterConfig | None = None  # None: this host is an island
+    dns_upstreams: tuple[str, ...] = ()  # (): the host's, from /etc/resolv.conf
+    config_file: str = ""
+    address_pools: tuple[tuple[IPv4Network, int], ...] = ((IPv4Network("10.90.0.0/16"), 24),)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -94,14 +93,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _typed(where: str, value: Any, kind: type) -> Any:
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise InvalidArgument(f"{where} must be {kind.__name__}, not {type(value).__name__}")
-    return value
-
-
 def load_file(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
@@ -112,71 +103,6 @@ def load_file(path: str) -> dict[str, Any]:
         raise InvalidArgument(f"--config {path}: not valid TOML: {e}") from None
 
 
-def parse_network(where: str, raw: Any) -> NetworkConfig:
-    """One [[networks]] table (or the flags' default network) → NetworkConfig."""
-    if not isinstance(raw, dict):
-        raise InvalidArgument(f"{where} must be a table")
-    for key in raw:
-        if key not in NETWORK_KEYS:
-            raise InvalidArgument(f"{where}.{key} is not a network setting ({', '.join(NETWORK_KEYS)})")
-    net = {key: _typed(f"{where}.{key}", value, NETWORK_KEYS[key]) for key, value in raw.items()}
-    for key in ("name", "subnet"):
-        if key not in net:
-            raise InvalidArgument(f"{where}.{key} is required")
-    name = net["name"]
-    if not NETWORK_NAME_RE.match(name):
-        raise InvalidArgument(f"{where}.name {name!r} must be 1-32 of a-z 0-9 _ . - starting with a letter or digit")
-    bridge = net.get("bridge", DEFAULT_BRIDGE if name == DEFAULT_NETWORK else f"netd-{name}"[:15])
-    try:
-        validate.ifname(bridge)
-    except InvalidArgument as e:
-        raise InvalidArgument(f"{where}.bridge: {e}") from None
-    subnet = _subnet(f"{where}.subnet", net["subnet"])
-    gateway = _gateway(f"{where}.gateway", net.get("gateway"), subnet)
-    subnet6 = _subnet6(f"{where}.subnet6", net["subnet6"], subnet) if net.get("subnet6") else None
-    mtu = net.get("mtu", 0)
-    if mtu and not (1280 if subnet6 else 576) <= mtu <= 65535:
-        raise InvalidArgument(f"{where}.mtu {mtu} is out of range {1280 if subnet6 else 576}..65535")
-    return NetworkConfig(
-        name=name, bridge=bridge, subnet=subnet, gateway=gateway, mtu=mtu, icc=net.get("icc", True),
-        masquerade=net.get("masquerade", True), subnet6=subnet6, masquerade6=net.get("masquerade6", False),
-        multicast_snooping=net.get("multicast_snooping", False),
-    )
-
-
-def _subnet(where: str, text: str) -> IPv4Network:
-    try:
-        subnet = IPv4Network(text)
-    except ValueError as e:
-        raise InvalidArgument(f"{where} {text!r} is not an IPv4 network: {e}") from None
-    if subnet.prefixlen > 30:
-        raise InvalidArgument(f"{where} {subnet} is too small: use a /30 or larger")
-    return subnet
-
-
-def _gateway(where: str, text: str | None, subnet: IPv4Network) -> IPv4Address:
-    if text is None:
-        return next(subnet.hosts())
-    try:
-        gateway = IPv4Address(text)
-    except ValueError:
-        raise InvalidArgument(f"{where} {text!r} is not an IPv4 address") from None
-    if gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address):
-        raise InvalidArgument(f"{where} {gateway} is not a host address of {subnet}")
-    return gateway
-
-
-def _subnet6(where: str, text: str, subnet: IPv4Network) -> IPv6Network:
-    try:
-        subnet6 = IPv6Network(text)
-    except ValueError as e:
-        raise InvalidArgument(f"{where} {text!r} is not an IPv6 network: {e}") from None
-    if subnet6.num_addresses < subnet.num_addresses:
-        # each container's IPv6 address mirrors its IPv4 offset in the subnet
-        raise InvalidArgument(f"{where} {subnet6} is smaller than the IPv4 subnet {subnet}")
-    return subnet6
-
-
 def parse_cluster(where: str, raw: Any) -> ClusterConfig:
     """The [cluster] table."""
     if not isinstance(raw, dict):
@@ -184,14 +110,14 @@ def parse_cluster(where: str, raw: Any) -> ClusterConfig:
     for key in raw:
         if key not in CLUSTER_KEYS:
             raise InvalidArgument(f"{where}.{key} is not a cluster setting ({', '.join(CLUSTER_KEYS)})")
-    c = {key: _typed(f"{where}.{key}", value, CLUSTER_KEYS[key]) for key, value in raw.items()}
+    c = {key: typed(f"{where}.{key}", value, CLUSTER_KEYS[key]) for key, value in raw.items()}
     for key in ("etcd_endpoints", "network"):
         if key not in c:
             raise InvalidArgument(f"{where}.{key} is required")
     endpoints = c["etcd_endpoints"]
     if not endpoints or not all(isinstance(e, str) and re.match(r"^https?://[^/\s]+$", e) for e in endpoints):
         raise InvalidArgument(f"{where}.etcd_endpoints must be a non-empty list of http(s)://HOST:PORT URLs")
-    network = _subnet(f"{where}.network", c["network"])
+    network = ipv4_subnet(f"{where}.network", c["network"])
     subnet_len = c.get("subnet_len", 24)
     if not network.prefixlen < subnet_len <= 30:
         raise InvalidArgument(f"{where}.subnet_len {subnet_len} must be longer than {network}'s and at most 30")
@@ -228,17 +154,6 @@ def leased_network(raw: dict[str, Any], cluster: ClusterConfig, where: str) -> d
     return {**raw, "subnet": str(cluster.network)}
 
 
-def check_networks(networks: list[NetworkConfig], where: str) -> None:
-    """Names and bridges unique, subnets disjoint."""
-    for i, a in enumerate(networks):
-        for b in networks[:i]:
-            clash = ("name" if a.name == b.name else "bridge" if a.bridge == b.bridge
-                     else "subnet" if a.subnet.overlaps(b.subnet)
-                     else "subnet6" if a.subnet6 and b.subnet6 and a.subnet6.overlaps(b.subnet6) else "")
-            if clash:
-                raise InvalidArgument(f"{where}[{i}].{clash}: network {a.name} clashes with network {b.name}")
-
-
 def _flag_network(given: dict[str, Any], base: dict[str, Any]) -> NetworkConfig:
     """The default network from the flags (over `base`), errors naming the flag."""
     try:
@@ -258,8 +173,8 @@ def from_args(argv: list[str] | None, *, isatty: bool = False) -> DaemonConfig:
     cluster = parse_cluster(f"{where}: cluster", file["cluster"]) if "cluster" in file else None
     settings = {}
     for key, (default, kind) in GLOBALS.items():
-        flag = getattr(args, key)
-        settings[key] = flag if flag is not None else _typed(f"{where}: {key}", file.get(key, default), kind)
+        flag = getattr(args, key, None)  # some settings are the file's only
+        settings[key] = flag if flag is not None else typed(f"{where}: {key}", file.get(key, default), kind)
 
     given = {key: getattr(args, key) for key in NETWORK_FLAGS if getattr(args, key) is not None}
     if cluster and "subnet" in given:
@@ -307,7 +222,30 @@ def from_args(argv: list[str] | None, *, isatty: bool = False) -> DaemonConfig:
         networks=tuple(networks),
         manage_accept_ra=settings["manage_accept_ra"],
         cluster=cluster,
+        config_file=args.config or "",
+        dns_upstreams=upstreams(f"{where}: dns_upstreams", settings["dns_upstreams"]),
+        address_pools=pools(f"{where}: default_address_pools", settings["default_address_pools"]),
     )
+
+
+def upstreams(where: str, values: list) -> tuple[str, ...]:
+    try:
+        return tuple(str(ip_address(v)) for v in values)
+    except ValueError:
+        raise InvalidArgument(f"{where} must be a list of IP addresses") from None
+
+
+def pools(where: str, values: list) -> tuple[tuple[IPv4Network, int], ...]:
+    """[{base = "10.90.0.0/16", size = 24}, …], as Docker's default-address-pools."""
+    found = []
+    for i, pool in enumerate(values):
+        if not isinstance(pool, dict) or set(pool) != {"base", "size"} or not isinstance(pool["size"], int):
+            raise InvalidArgument(f"{where}[{i}] must be a table with base (a CIDR) and size (a prefix length)")
+        base = ipv4_subnet(f"{where}[{i}].base", pool["base"])
+        if not base.prefixlen <= pool["size"] <= 30:
+            raise InvalidArgument(f"{where}[{i}].size {pool['size']} must be {base.prefixlen}..30")
+        found.append((base, pool["size"]))
+    return tuple(found)
 
 
 def networks(cfg: DaemonConfig, uplink_mtu: int) -> tuple[NetworkConfig, ...]:

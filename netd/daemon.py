@@ -21,8 +21,9 @@ from pathlib import Path
 
 import structlog
 
-from netd import config, firewall, metrics
+from netd import config, events, firewall, metrics
 from netd.api.server import Server
+from netd.dns import Dns, host_resolvers
 from netd.errors import FailedPrecondition, NetdError
 from netd.firewall.hostports import HostPorts
 from netd.kernel import links, netns, sysctl, watch
@@ -204,7 +205,10 @@ def serve(cfg: config.DaemonConfig) -> int:
     firewall.remove_others(fw, instance)
     service = Service(networks=networks, store=store, links=links, namespaces=netns, firewall=fw, sysctls=sysctl,
                       host_ports=HostPorts(), mark=f"netd:{instance}", adopt_unmarked=taking_over,
-                      manage_accept_ra=cfg.manage_accept_ra, cluster=agent)
+                      manage_accept_ra=cfg.manage_accept_ra, cluster=agent, events=events.Bus(),
+                      dns=Dns(list(cfg.dns_upstreams) or host_resolvers()), config_file=str(cfg.config_file),
+                      address_pools=cfg.address_pools)
+    service.load_networks()
     service.prepare()
     if agent:
         agent.setup(next(n.mtu for n in networks if n.cluster))
@@ -212,6 +216,7 @@ def serve(cfg: config.DaemonConfig) -> int:
     # caller meanwhile finds none, and waits (wait_for_ready) or retries.
     repairs = service.reconcile()
     service.hold_published_ports()
+    service.serve_dns()
     grpc_server = Server(service, cfg.socket)
     set_socket_group(cfg.socket, cfg.socket_group)
     # Everything allocated so far (modules, gRPC, the store's mirror) lives
@@ -245,6 +250,7 @@ def serve(cfg: config.DaemonConfig) -> int:
         agent.stop()
     grpc_server.set_health([Problem("netd is stopping")])
     grpc_server.stop(SHUTDOWN_GRACE_SECONDS)
+    service.dns.close()
     store.close()
     os.close(lock_fd)
     log.info("stopped")

@@ -8,7 +8,7 @@ entries for it get time to expire).
 from __future__ import annotations
 
 from collections.abc import Collection
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 from netd.errors import AddressInUse, PoolExhausted
 from netd.model import NetworkConfig
@@ -58,3 +58,13 @@ def pick(
     if requested in used:
         raise AddressInUse(f"ip_address {requested} is already assigned to another endpoint")
     return requested
+
+
+def pick_subnet(pools: tuple[tuple[IPv4Network, int], ...], taken: list[IPv4Network]) -> IPv4Network:
+    """The first subnet of the pools (base, prefix length), in order, that
+    overlaps none taken, like Docker's default address pools."""
+    for base, length in pools:
+        for candidate in base.subnets(new_prefix=length):
+            if not any(candidate.overlaps(t) for t in taken):
+                return candidate
+    raise PoolExhausted(f"subnet: the address pools ({', '.join(f'{b} by /{n}' for b, n in pools)}) have no free subnet")

@@ -36,6 +36,13 @@ class NetworkConfig:
     # In cluster mode, the cluster's whole range for the network whose subnet
     # this host leased: traffic to it is routed to the other hosts, not NATed.
     cluster: IPv4Network | None = None
+    # No way out: nothing forwarded off the bridge, no NAT, no published ports.
+    internal: bool = False
+    # netd answers DNS on the gateway: the network's container names, and the rest forwarded.
+    dns: bool = False
+    labels: tuple[tuple[str, str], ...] = ()
+    # "config" (the config file: fixed while netd runs) or "api" (CreateNetwork: in the store).
+    source: str = "config"
 
     # From (int, prefix length): parsing "a.b.c.d/n" costs 5x more (~15 µs per attach).
     def interface_for(self, address: IPv4Address) -> IPv4Interface:
@@ -131,6 +138,8 @@ class AttachRequest:
     owner: str = ""
     ports: tuple[PortMapping, ...] = ()
     network: str = ""  # "": the default network
+    name: str = ""  # its DNS name ("": none)
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,6 +179,8 @@ class Endpoint:
     # False from the moment the address is reserved until the kernel side is
     # complete: reconcile rolls back endpoints that never became ready.
     ready: bool = False
+    name: str = ""  # its DNS name on the network ("": none)
+    aliases: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:

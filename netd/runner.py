@@ -22,3 +22,11 @@ def run(argv: list[str], stdin: str | None = None, timeout: float = 30, ok: tupl
             f"failed to run {' '.join(argv)}: exit {proc.returncode}: {' / '.join(cause[-3:])}"
         )
     return proc.stdout
+
+
+def spawn(argv: list[str], pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+    """A long-running helper (netd's DNS server), its output on netd's stderr."""
+    try:
+        return subprocess.Popen(argv, pass_fds=pass_fds, stdin=subprocess.DEVNULL, close_fds=True)
+    except OSError as e:
+        raise CommandError(f"failed to start {' '.join(argv)}: {e.strerror}") from None

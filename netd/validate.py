@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from ipaddress import AddressValueError, IPv4Address, ip_address
+from ipaddress import AddressValueError, IPv4Address, IPv4Network, IPv6Network, ip_address
+from typing import Any
 
 from netd.errors import AddressOutOfRange, InvalidArgument
-from netd.model import AttachRequest, NetworkConfig, PortMapping
+from netd.model import DEFAULT_NETWORK, AttachRequest, NetworkConfig, PortMapping
 
 CONTAINER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 MAX_PID = 4194304  # PID_MAX_LIMIT on 64-bit kernels
@@ -47,6 +48,36 @@ def network(value: str) -> str:
     if len(value) > 64 or not all(33 <= ord(c) < 127 for c in value):
         raise InvalidArgument(f"network {value[:64]!r} is not a network name")
     return value
+
+
+DNS_LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+MAX_ALIASES = 32
+
+
+def dns_name(field: str, value: str) -> str:
+    """A container's DNS name: one DNS label, compared without case."""
+    label = value.lower()
+    if not DNS_LABEL_RE.match(label):
+        raise InvalidArgument(f"{field} {value[:70]!r} is not a DNS label: 1-63 of a-z 0-9 and -, "
+                              "not starting or ending with -")
+    return label
+
+
+def default_name(container_id: str) -> str:
+    """The container id as its name when it is a DNS label; a long hex id's
+    first 12 (as `docker ps` shows it); else none."""
+    label = container_id.lower()
+    if DNS_LABEL_RE.match(label):
+        return label
+    if len(label) > 63 and all(c in "0123456789abcdef" for c in label):
+        return label[:12]
+    return ""
+
+
+def aliases(values: list[str]) -> tuple[str, ...]:
+    if len(values) > MAX_ALIASES:
+        raise InvalidArgument(f"aliases: at most {MAX_ALIASES}")
+    return tuple(dict.fromkeys(dns_name(f"aliases[{i}]", v) for i, v in enumerate(values)))
 
 
 def pid(value: int) -> int:
@@ -146,6 +177,8 @@ def attach_request(
     ip_address: str,
     owner_: str = "",
     ports_: list[tuple[str, str, int, int, int]] = (),
+    name_: str = "",
+    aliases_: list[str] = (),
 ) -> AttachRequest:
     """Turn raw request fields into an AttachRequest or raise InvalidArgument."""
     cid = container_id(container_id_)
@@ -162,4 +195,112 @@ def attach_request(
         owner=owner(owner_),
         ports=ports(list(ports_), network),
         network=network.name,
+        name=dns_name("name", name_) if name_ else default_name(cid),
+        aliases=aliases(list(aliases_)),
     )
+
+
+# A network's keys, in the config file and through CreateNetwork: key → type.
+# (name and subnet are required.)
+NETWORK_KEYS: dict[str, type] = {
+    "name": str, "bridge": str, "subnet": str, "subnet6": str, "gateway": str, "mtu": int,
+    "icc": bool, "masquerade": bool, "masquerade6": bool, "multicast_snooping": bool,
+    "internal": bool, "dns": bool, "labels": dict,
+}
+NETWORK_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
+DEFAULT_BRIDGE = "netd0"
+
+
+def typed(where: str, value: Any, kind: type) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InvalidArgument(f"{where} must be {kind.__name__}, not {type(value).__name__}")
+    return value
+
+
+def parse_network(where: str, raw: Any) -> NetworkConfig:
+    """One [[networks]] table (or the flags' default network) → NetworkConfig."""
+    if not isinstance(raw, dict):
+        raise InvalidArgument(f"{where} must be a table")
+    for key in raw:
+        if key not in NETWORK_KEYS:
+            raise InvalidArgument(f"{where}.{key} is not a network setting ({', '.join(NETWORK_KEYS)})")
+    net = {key: typed(f"{where}.{key}", value, NETWORK_KEYS[key]) for key, value in raw.items()}
+    for key in ("name", "subnet"):
+        if key not in net:
+            raise InvalidArgument(f"{where}.{key} is required")
+    name = net["name"]
+    if not NETWORK_NAME_RE.match(name):
+        raise InvalidArgument(f"{where}.name {name!r} must be 1-32 of a-z 0-9 _ . - starting with a letter or digit")
+    bridge = net.get("bridge", DEFAULT_BRIDGE if name == DEFAULT_NETWORK else f"netd-{name}"[:15])
+    try:
+        ifname(bridge)
+    except InvalidArgument as e:
+        raise InvalidArgument(f"{where}.bridge: {e}") from None
+    subnet = ipv4_subnet(f"{where}.subnet", net["subnet"])
+    gateway = _gateway(f"{where}.gateway", net.get("gateway"), subnet)
+    subnet6 = _subnet6(f"{where}.subnet6", net["subnet6"], subnet) if net.get("subnet6") else None
+    mtu = net.get("mtu", 0)
+    if mtu and not (1280 if subnet6 else 576) <= mtu <= 65535:
+        raise InvalidArgument(f"{where}.mtu {mtu} is out of range {1280 if subnet6 else 576}..65535")
+    internal = net.get("internal", False)
+    return NetworkConfig(
+        name=name, bridge=bridge, subnet=subnet, gateway=gateway, mtu=mtu, icc=net.get("icc", True),
+        masquerade=net.get("masquerade", True) and not internal, subnet6=subnet6,
+        masquerade6=net.get("masquerade6", False) and not internal,
+        multicast_snooping=net.get("multicast_snooping", False), internal=internal, dns=net.get("dns", False),
+        labels=labels(f"{where}.labels", net.get("labels", {})),
+    )
+
+
+def labels(where: str, value: dict) -> tuple[tuple[str, str], ...]:
+    """Free-form key → value strings, a few kilobytes at most."""
+    if len(value) > 64 or not all(isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 128 and len(v) <= 1024
+                                  for k, v in value.items()):
+        raise InvalidArgument(f"{where} must be at most 64 keys of 1-128 characters with values of at most 1024")
+    return tuple(sorted(value.items()))
+
+
+def ipv4_subnet(where: str, text: str) -> IPv4Network:
+    try:
+        subnet = IPv4Network(text)
+    except ValueError as e:
+        raise InvalidArgument(f"{where} {text!r} is not an IPv4 network: {e}") from None
+    if subnet.prefixlen > 30:
+        raise InvalidArgument(f"{where} {subnet} is too small: use a /30 or larger")
+    return subnet
+
+
+def _gateway(where: str, text: str | None, subnet: IPv4Network) -> IPv4Address:
+    if text is None:
+        return next(subnet.hosts())
+    try:
+        gateway = IPv4Address(text)
+    except ValueError:
+        raise InvalidArgument(f"{where} {text!r} is not an IPv4 address") from None
+    if gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address):
+        raise InvalidArgument(f"{where} {gateway} is not a host address of {subnet}")
+    return gateway
+
+
+def _subnet6(where: str, text: str, subnet: IPv4Network) -> IPv6Network:
+    try:
+        subnet6 = IPv6Network(text)
+    except ValueError as e:
+        raise InvalidArgument(f"{where} {text!r} is not an IPv6 network: {e}") from None
+    if subnet6.num_addresses < subnet.num_addresses:
+        # each container's IPv6 address mirrors its IPv4 offset in the subnet
+        raise InvalidArgument(f"{where} {subnet6} is smaller than the IPv4 subnet {subnet}")
+    return subnet6
+
+
+def check_networks(networks: list[NetworkConfig], where: str) -> None:
+    """Names and bridges unique, subnets disjoint."""
+    for i, a in enumerate(networks):
+        for b in networks[:i]:
+            clash = ("name" if a.name == b.name else "bridge" if a.bridge == b.bridge
+                     else "subnet" if a.subnet.overlaps(b.subnet)
+                     else "subnet6" if a.subnet6 and b.subnet6 and a.subnet6.overlaps(b.subnet6) else "")
+            if clash:
+                raise InvalidArgument(f"{where}[{i}].{clash}: network {a.name} clashes with network {b.name}")

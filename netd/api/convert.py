@@ -1,9 +1,12 @@
-"""Model → proto, and ListEndpoints answers kept encoded."""
+"""Proto ⇄ model, and ListEndpoints answers kept encoded."""
 
 from __future__ import annotations
 
+from netd import dns, validate
+from netd.errors import InvalidArgument
+from netd.events import Event
 from netd.kernel.links import IFF_LOWER_UP, IFF_UP, Link
-from netd.model import Endpoint, PortMapping
+from netd.model import Endpoint, NetworkConfig, PortMapping
 from netd.v1 import netd_pb2 as pb
 
 
@@ -18,7 +21,42 @@ def endpoint_to_proto(e: Endpoint) -> pb.Endpoint:
         host_ifname=e.host_ifname, ip_address=str(e.address), gateway=str(e.gateway),
         mac_address=e.mac_address, pid=e.pid, netns_path=e.netns_path, created_at=e.created_at, owner=e.owner,
         ports=[port_to_proto(m) for m in e.ports], ip6_address=str(e.address6 or ""), gateway6=str(e.gateway6 or ""),
+        name=e.name, aliases=e.aliases,
     )
+
+
+def network_to_proto(net: NetworkConfig, endpoints: int, used: int, free: int) -> pb.NetworkStatus:
+    return pb.NetworkStatus(
+        name=net.name, bridge=net.bridge, subnet=str(net.subnet), gateway=str(net.gateway), mtu=net.mtu,
+        endpoints=endpoints, addresses_used=used, addresses_free=free, subnet6=str(net.subnet6 or ""),
+        gateway6=str(net.gateway6 or ""), icc=net.icc, masquerade=net.masquerade, masquerade6=net.masquerade6,
+        source=net.source, internal=net.internal, dns=net.dns, labels=dict(net.labels))
+
+
+def network_spec(request: pb.CreateNetworkRequest) -> NetworkConfig:
+    """CreateNetwork's request as a network (subnet 0.0.0.0/0 when it names
+    none: the service picks one), checked as the config file's networks are."""
+    raw = {"name": request.name, "subnet": request.subnet or "0.0.0.0/0", "internal": request.internal,
+           "dns": request.dns if request.HasField("dns") else True, "labels": dict(request.labels),
+           **{k: v for k, v in (("bridge", request.bridge), ("gateway", request.gateway), ("mtu", request.mtu),
+                                ("subnet6", request.subnet6)) if v}}
+    for flag in ("icc", "masquerade"):
+        if request.HasField(flag):
+            raw[flag] = getattr(request, flag)
+    if not request.subnet and request.gateway:
+        raise InvalidArgument("CreateNetworkRequest.gateway: give the subnet it belongs to")
+    return validate.parse_network("CreateNetworkRequest", raw)
+
+
+def dns_to_proto(net: NetworkConfig) -> pb.DnsConfig | None:
+    if not net.dns:
+        return None
+    return pb.DnsConfig(nameservers=[str(a) for a in dns.nameservers(net)], search=[dns.search_domain(net.name)])
+
+
+def event_to_proto(event: Event) -> pb.Event:
+    return pb.Event(time=event.time, kind=event.kind, network=event.network, container_id=event.container_id,
+                    ip_address=event.ip_address, detail=event.detail, owner=event.owner)
 
 
 def link_to_proto(link: Link | None) -> pb.LinkState | None:

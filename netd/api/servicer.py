@@ -18,7 +18,17 @@ import grpc
 import structlog
 
 from netd import __version__, metrics, validate
-from netd.api.convert import EndpointListing, endpoint_to_proto, link_to_proto
+from netd import events
+from netd.api.convert import (
+    EndpointListing,
+    dns_to_proto,
+    endpoint_to_proto,
+    event_to_proto,
+    link_to_proto,
+    network_spec,
+    network_to_proto,
+)
+from netd.model import NetworkConfig
 from netd.errors import DeadlineExceeded, FailedPrecondition, InternalError, NetdError
 from netd.service import Busy, Service
 from netd.v1 import netd_pb2 as pb
@@ -129,11 +139,12 @@ class NetdServicer(pb_grpc.NetdServicer):
             container_id_=request.container_id, pid_=request.pid, netns_path_=request.netns_path,
             ifname_=request.ifname, ip_address=request.ip_address, owner_=request.owner,
             ports_=[(p.protocol, p.host_ip, p.host_port, p.container_port, p.range) for p in request.ports],
+            name_=request.name, aliases_=list(request.aliases),
         )
         endpoint = self._service.attach(req, wait=wait)
         proto = endpoint_to_proto(endpoint)
         self._listing.remember(endpoint, proto)
-        return pb.AttachContainerResponse(endpoint=proto)
+        return pb.AttachContainerResponse(endpoint=proto, dns=dns_to_proto(self._service.nets[endpoint.network]))
 
     @on_the_pool
     def DetachContainer(self, request: pb.DetachContainerRequest, context: object) -> pb.DetachContainerResponse:
@@ -142,15 +153,46 @@ class NetdServicer(pb_grpc.NetdServicer):
         return pb.DetachContainerResponse(detached=detached > 0)
 
     def _networks(self) -> list[pb.NetworkStatus]:
-        statuses = []
-        for net in self._service.networks:
-            used, free = self._service.pool_usage(net.name)
-            statuses.append(pb.NetworkStatus(
-                name=net.name, bridge=net.bridge, subnet=str(net.subnet), gateway=str(net.gateway), mtu=net.mtu,
-                endpoints=len(self._service.list(net.name)), addresses_used=used, addresses_free=free,
-                subnet6=str(net.subnet6 or ""), gateway6=str(net.gateway6 or ""), icc=net.icc,
-                masquerade=net.masquerade, masquerade6=net.masquerade6))
-        return statuses
+        return [self._network(net) for net in self._service.networks]
+
+    def _network(self, net: NetworkConfig) -> pb.NetworkStatus:
+        used, free = self._service.pool_usage(net.name)
+        return network_to_proto(net, len(self._service.list(net.name)), used, free)
+
+    @on_the_pool
+    def CreateNetwork(self, request: pb.CreateNetworkRequest, context: object) -> pb.CreateNetworkResponse:
+        net = self._service.create_network(network_spec(request))
+        return pb.CreateNetworkResponse(network=self._network(net))
+
+    @on_the_pool
+    def DeleteNetwork(self, request: pb.DeleteNetworkRequest, context: object) -> pb.DeleteNetworkResponse:
+        return pb.DeleteNetworkResponse(detached=self._service.delete_network(validate.network(request.name),
+                                                                             request.force))
+
+    @on_the_pool
+    def InspectNetwork(self, request: pb.InspectNetworkRequest, context: object) -> pb.InspectNetworkResponse:
+        net = self._service.network(validate.network(request.name) or "")
+        return pb.InspectNetworkResponse(network=self._network(net),
+                                         endpoints=[endpoint_to_proto(e) for e in self._service.list(net.name)])
+
+    async def WatchEvents(self, request: pb.WatchEventsRequest, context: grpc.aio.ServicerContext):  # noqa: ANN201
+        """Events as they come; a watcher that falls CAPACITY events behind
+        is told so (RESOURCE_EXHAUSTED) and must watch again."""
+        unknown = set(request.kinds) - set(events.KINDS)
+        if unknown:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"kinds: {', '.join(sorted(unknown))} not among {', '.join(events.KINDS)}")
+        watcher = self._service.events.watch(events.Filter(request.network, request.container_id,
+                                                           frozenset(request.kinds)))
+        try:
+            while True:
+                event = await watcher.queue.get()
+                if event is None:
+                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                        f"this watcher fell {watcher.queue.maxsize} events behind: watch again")
+                yield event_to_proto(event)
+        finally:
+            self._service.events.forget(watcher)
 
     @on_the_pool
     def GetStatus(self, request: pb.GetStatusRequest, context: object) -> pb.GetStatusResponse:

@@ -6,7 +6,11 @@ result or error JSON on stdout. The config names netd's socket:
 
     {"cniVersion": "1.0.0", "name": "netd", "type": "netd-cni", "socket": "/run/netd/netd.sock"}
 
-`"network": "NAME"` picks one of netd's networks (default: the default one).
+`"network": "NAME"` picks one of netd's networks (default: the default one);
+with `"subnet": "CIDR"` too (and optionally `"subnet6"`, `"internal"`), netd
+creates that network on the first ADD if it does not have it. With
+`"capabilities": {"aliases": true}`, the runtime's `runtimeConfig.aliases`
+for the network become the container's DNS aliases.
 A static address can come in CNI_ARGS as IP=10.89.0.9. With
 `"capabilities": {"portMappings": true}` in the config, the runtime's
 `runtimeConfig.portMappings` (e.g. Podman's `-p`) are published by netd.
@@ -58,7 +62,7 @@ def require(name: str) -> str:
     return value
 
 
-def add_result(version: str, endpoint: pb.Endpoint, netns: str) -> dict:
+def add_result(version: str, endpoint: pb.Endpoint, netns: str, dns: pb.DnsConfig | None = None) -> dict:
     ips = [{"address": endpoint.ip_address, "gateway": endpoint.gateway, "interface": 1}]
     routes = [{"dst": "0.0.0.0/0", "gw": endpoint.gateway}]
     if endpoint.ip6_address:
@@ -73,7 +77,7 @@ def add_result(version: str, endpoint: pb.Endpoint, netns: str) -> dict:
                        {"name": endpoint.ifname, "mac": endpoint.mac_address, "sandbox": netns}],
         "ips": ips,
         "routes": routes,
-        "dns": {},
+        "dns": {"nameservers": list(dns.nameservers), "search": list(dns.search)} if dns and dns.nameservers else {},
     }
 
 
@@ -88,6 +92,35 @@ def port_mappings(conf: dict) -> list[pb.PortMapping]:
         raise CniError(INVALID_CONFIG, "runtimeConfig.portMappings is malformed", str(e)) from None
 
 
+def aliases(conf: dict) -> list[str]:
+    """The aliases capability: runtimeConfig.aliases = {NETWORK: [names]} (Podman's)."""
+    by_network = (conf.get("runtimeConfig") or {}).get("aliases") or {}
+    found = by_network.get(conf.get("network") or conf.get("name", ""), []) if isinstance(by_network, dict) else []
+    return [a for a in found if isinstance(a, str)]
+
+
+def create_network(stub: pb_grpc.NetdStub, conf: dict) -> bool:
+    """A network the conflist names with its subnet, which netd does not
+    have yet: create it (as Podman creates networks on first use). Did it?"""
+    name = conf.get("network", "")
+    if not name or not conf.get("subnet"):
+        return False
+    try:
+        stub.InspectNetwork(pb.InspectNetworkRequest(name=name), **CALL)
+        return False  # it exists: the attach's NOT_FOUND was about something else
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+    try:
+        stub.CreateNetwork(pb.CreateNetworkRequest(
+            name=name, subnet=str(conf["subnet"]), subnet6=str(conf.get("subnet6", "")),
+            internal=bool(conf.get("internal", False)), labels={"created-by": f"cni:{conf.get('name', '')}"}), **CALL)
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.ALREADY_EXISTS:  # another ADD was first
+            raise
+    return True
+
+
 def owner_of(conf: dict) -> str:
     """Endpoints this CNI network made are tagged so GC never touches others'."""
     return f"cni:{conf.get('name', '')}"[:64]
@@ -98,11 +131,17 @@ def run(command: str, conf: dict, channel: grpc.Channel) -> dict | None:
     version, network = conf["cniVersion"], conf.get("network", "")
     if command == "ADD":
         netns, ifname = require("CNI_NETNS"), require("CNI_IFNAME")
-        reply = stub.AttachContainer(pb.AttachContainerRequest(
+        request = pb.AttachContainerRequest(
             container_id=require("CNI_CONTAINERID"), netns_path=netns, ifname=ifname, owner=owner_of(conf),
             ip_address=cni_args(os.environ.get("CNI_ARGS", "")).get("IP", ""), ports=port_mappings(conf),
-            network=network), **CALL)
-        return add_result(version, reply.endpoint, netns)
+            network=network, aliases=aliases(conf))
+        try:
+            reply = stub.AttachContainer(request, **CALL)
+        except grpc.RpcError as e:
+            if not (e.code() == grpc.StatusCode.NOT_FOUND and create_network(stub, conf)):
+                raise
+            reply = stub.AttachContainer(request, **CALL)
+        return add_result(version, reply.endpoint, netns, reply.dns)
     if command == "DEL":  # idempotent, and needs no netns (the container may be long gone)
         container_id = require("CNI_CONTAINERID")
         if network:

@@ -18,7 +18,7 @@ import grpc
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from netd.clients import oci_hook
+from netd.clients import commands, oci_hook
 from netd.clients.publish import parse_publish
 from netd.config import DEFAULT_SOCKET
 from netd.model import PortMapping
@@ -26,11 +26,9 @@ from netd.v1 import netd_pb2 as pb
 from netd.v1 import netd_pb2_grpc as pb_grpc
 
 TIMEOUT = 30.0
-COLUMNS = ("container_id", "network", "ip_address", "ip6_address", "ifname", "host_ifname", "mac_address", "pid",
-           "netns_path", "ports", "created_at")
+COLUMNS = ("container_id", "network", "ip_address", "ip6_address", "name", "ifname", "host_ifname", "mac_address",
+           "pid", "netns_path", "ports", "created_at")
 NODE_COLUMNS = ("name", "public_ip", "subnet", "backend", "lease_seconds", "reachable", "reason", "this_host")
-NETWORK_COLUMNS = ("name", "bridge", "subnet", "gateway", "subnet6", "gateway6", "mtu", "icc", "endpoints",
-                   "addresses_used", "addresses_free")
 
 
 def publish_arg(text: str) -> pb.PortMapping:
@@ -63,6 +61,8 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--netns", default="", help="netns path, e.g. /run/netns/NAME")
     attach.add_argument("--ip", default="", help="static address inside the subnet")
     attach.add_argument("--ifname", default="", help="interface name in the container (default eth0)")
+    attach.add_argument("--name", default="", help="its DNS name on the network (default: the container id)")
+    attach.add_argument("--alias", action="append", default=[], help="another DNS name; repeatable")
     attach.add_argument("-p", "--publish", type=publish_arg, action="append", default=[],
                         metavar="[HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]",
                         help="publish a port (or a FIRST-LAST range) on the host; repeatable")
@@ -78,6 +78,7 @@ def parser() -> argparse.ArgumentParser:
                            help="does the kernel still match the record? (exit 1 if not)")
     check.add_argument("container_id")
     sub.add_parser("networks", parents=[output], help="list networks: bridge, subnets, MTU, addresses used/free")
+    commands.add_parsers(sub, output)
     sub.add_parser("nodes", parents=[output], help="the cluster's hosts: subnet, public IP, lease time left, reachable")
     sub.add_parser("status", parents=[output], help="is netd serving, and is anything it depends on broken? (exit 3 if so)")
     hook = sub.add_parser("oci-hook", help="OCI runtime hook: reads the container state JSON on stdin")
@@ -157,8 +158,8 @@ def run(args: argparse.Namespace, channel: grpc.Channel) -> int:
     if args.command == "attach":
         reply = stub.AttachContainer(pb.AttachContainerRequest(
             container_id=args.container_id, pid=args.pid, netns_path=args.netns,
-            ifname=args.ifname, ip_address=args.ip, owner="netctl", ports=args.publish, network=args.network),
-            timeout=TIMEOUT)
+            ifname=args.ifname, ip_address=args.ip, owner="netctl", ports=args.publish, network=args.network,
+            name=args.name, aliases=args.alias), timeout=TIMEOUT)
         endpoint = to_dict(reply.endpoint)
         emit(args, endpoint, table([endpoint]))
     elif args.command == "detach":
@@ -190,7 +191,9 @@ def run(args: argparse.Namespace, channel: grpc.Channel) -> int:
         return 0 if reply.ok else 1
     elif args.command == "networks":
         networks = [to_dict(n) for n in stub.ListNetworks(pb.ListNetworksRequest(), timeout=TIMEOUT).networks]
-        emit(args, networks, table(networks, NETWORK_COLUMNS))
+        emit(args, networks, table(networks, commands.NETWORK_COLUMNS))
+    elif args.command in ("network", "events"):
+        return commands.run(args, stub, emit, table, to_dict, TIMEOUT)
     elif args.command == "nodes":
         nodes = [to_dict(n) for n in stub.ListNodes(pb.ListNodesRequest(), timeout=TIMEOUT).nodes]
         emit(args, nodes, table(nodes, NODE_COLUMNS))

@@ -76,6 +76,8 @@ def forward_rules(net: NetworkConfig, others: list[str], chains: Chains = Chains
     return [
         *(f"-A {fwd} -i {br} -o {other} {drop}" for other in others),
         *([] if net.icc else [f"-A {fwd} -i {br} -o {br} {drop}"]),
+        *([f"-A {fwd} -i {br} ! -o {br} {c} -j DROP", f"-A {fwd} ! -i {br} -o {br} {c} -j DROP"]
+          if net.internal else []),
         *([f"-A {fwd} -s {net.cluster} -o {br} {c} -j ACCEPT"] if net.cluster else []),
         f"-A {fwd} -i {br} {c} -j ACCEPT",
         f"-A {fwd} -o {br} -m conntrack --ctstate DNAT {c} -j ACCEPT",

@@ -63,6 +63,9 @@ def forward(net: NetworkConfig, others: list[str]) -> list[str]:
         rules.append(f'iifname "{net.bridge}" oifname {{ {names} }} ct status ! dnat drop {_comment(net)}')
     if not net.icc:
         rules.append(f'iifname "{net.bridge}" oifname "{net.bridge}" ct status ! dnat drop {_comment(net)}')
+    if net.internal:  # no way out, and none in
+        rules += [f'iifname "{net.bridge}" oifname != "{net.bridge}" drop {_comment(net)}',
+                  f'oifname "{net.bridge}" iifname != "{net.bridge}" drop {_comment(net)}']
     if net.cluster:  # from containers on the cluster's other hosts
         rules.append(f'ip saddr {net.cluster} oifname "{net.bridge}" accept {_comment(net)}')
     return rules + [

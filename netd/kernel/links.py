@@ -172,6 +172,25 @@ def bridge_problem(net: NetworkConfig, index: int, mark: str) -> str:
         return f"lacks gateway address {', '.join(map(str, sorted(missing, key=str)))}" if missing else ""
 
 
+def delete_bridge(name: str, mark: str) -> None:
+    """Delete a bridge netd made (it carries `mark`); anything else by that name stays."""
+    ipr = host_ipr()
+    with failing_as(f"delete bridge {name}"):
+        link = get_link(ipr, ifname=name)
+        if link is not None and link.kind == "bridge" and link.alias == mark:
+            ipr.link("del", index=link.index)
+
+
+def host_prefixes() -> list[IPv4Network]:
+    """The IPv4 networks of the host's addresses and routes (not netd's cluster routes)."""
+    ipr = host_ipr()
+    with failing_as("list addresses and routes"):
+        found = [ip_interface((a.get("address"), a["prefixlen"])).network for a in ipr.addr("dump", family=socket.AF_INET)]
+        found += [_route(r).dst for r in _main_routes(ipr, family=socket.AF_INET)
+                  if r.get("proto") != RTPROT_NETD and r["dst_len"]]
+    return [n for n in found if not n.is_loopback]
+
+
 def set_up(name: str) -> None:
     with failing_as(f"set {name} up"):
         host_ipr().link("set", ifname=name, state="up")

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from ipaddress import IPv4Network
 from types import ModuleType
 from typing import Any
 
@@ -42,7 +43,9 @@ from netd.model import (
     host_ifname_for,
     mac_for,
 )
+from netd.events import Event
 from netd.service.locks import KeyedLocks
+from netd.service.networks import NetworkAdmin
 from netd.service.upkeep import Upkeep
 from netd.store import Store
 
@@ -61,7 +64,7 @@ def _now() -> str:
 
 
 @dataclass
-class Service(Upkeep):
+class Service(Upkeep, NetworkAdmin):
     networks: tuple[NetworkConfig, ...]
     store: Store
     links: ModuleType | Any
@@ -81,6 +84,10 @@ class Service(Upkeep):
     # cluster.agent.Agent, in cluster mode: the network whose subnet it leased
     # takes no attaches while another host holds that subnet.
     cluster: Any = None
+    dns: Any = None  # netd.dns.Dns: names on the networks with dns on
+    events: Any = None  # netd.events.Bus
+    config_file: str = ""  # where the config networks come from
+    address_pools: tuple[tuple[IPv4Network, int], ...] = ((IPv4Network("10.90.0.0/16"), 24),)
 
     def __post_init__(self) -> None:
         self.nets = {n.name: n for n in self.networks}
@@ -95,6 +102,8 @@ class Service(Upkeep):
         # Calls for one container id run one at a time (an attach and a detach
         # of the same id must not interleave); different ids run in parallel.
         self._id_locks = KeyedLocks()
+        # Networks are created and deleted one at a time.
+        self._networks_lock = threading.Lock()
         self._downs: set[int] = set()  # ifindexes the link watcher saw set down
 
     def network(self, name: str = "") -> NetworkConfig:
@@ -190,9 +199,12 @@ class Service(Upkeep):
                 if endpoint.ports:
                     self.sync_firewall(endpoint)
                 endpoint = self.store.mark_ready(*endpoint.key, ifindex)
+                if net.dns and self.dns:  # its names answer before the attach returns
+                    self.dns.add(endpoint)
                 undo.pop_all()
         log.info("attached", container_id=req.container_id, network=net.name, address=str(endpoint.address),
                  host_ifname=endpoint.host_ifname, owner=req.owner, ms=_ms(started))
+        self._publish("attached", endpoint)
         return endpoint
 
     def _reserve(self, net: NetworkConfig, req: AttachRequest, nsid: NetnsId) -> Endpoint:
@@ -201,10 +213,12 @@ class Service(Upkeep):
         an attach a crash interrupts leaves no record, and reconcile deletes
         its netd-named veth and pinned neighbour entries as orphans."""
         with self._alloc_lock:
+            if net.name not in self.nets:
+                raise NetworkNotFound(f"network {net.name} was deleted")
             used = self.store.used_addresses(net.name)
             if len(used) >= BRIDGE_MAX_PORTS:
                 raise BridgeFull(f"bridge {net.bridge} has {len(used)} ports, the kernel's limit")
-            self._refuse_published(req.ports)
+            self._refuse_published(req.ports, net)
             address = ipam.pick(net, used, self.store.last_reserved(net.name), req.ip_address)
             endpoint = Endpoint(
                 container_id=req.container_id,
@@ -222,13 +236,17 @@ class Service(Upkeep):
                 ports=req.ports,
                 address6=net.address6_for(address),
                 gateway6=net.gateway6,
+                name=req.name,
+                aliases=req.aliases,
             )
             self.store.add(endpoint)
         return endpoint
 
-    def _refuse_published(self, ports: tuple[PortMapping, ...]) -> None:
+    def _refuse_published(self, ports: tuple[PortMapping, ...], net: NetworkConfig) -> None:
         if ports and self.firewall.name == "none":
             raise FailedPrecondition("ports cannot be published: netd runs with --firewall none")
+        if ports and net.internal:
+            raise FailedPrecondition(f"ports cannot be published: network {net.name} is internal (no way in or out)")
         publishers = [e for e in self.store.list() if e.ports] if ports else []
         for i, mapping in enumerate(ports):
             for other in publishers:
@@ -282,11 +300,25 @@ class Service(Upkeep):
                 # The address is released only once the device is really gone.
                 self.links.delete_link(endpoint.host_ifname)
                 self._forget_neighbours(endpoint)
-                self.store.remove(*endpoint.key)
-                self._unpublish(endpoint)
+                self._forget(endpoint, "detached")
                 log.info("detached", container_id=container_id, network=endpoint.network,
                          address=str(endpoint.address), owner=endpoint.owner, ms=_ms(started))
         return len(endpoints)
+
+    def _forget(self, endpoint: Endpoint, kind: str, detail: str = "") -> None:
+        """Its veth is gone: the endpoint's address, published ports and names go too."""
+        self.store.remove(*endpoint.key)
+        self._unpublish(endpoint)
+        if self.dns:
+            self._quietly("forget DNS names", self.dns.remove, endpoint)
+        self._publish(kind, endpoint, detail=detail)
+
+    def _publish(self, kind: str, endpoint: Endpoint | None = None, network: str = "", detail: str = "") -> None:
+        if self.events is not None:
+            self.events.publish(Event(kind, endpoint.network if endpoint else network,
+                                      endpoint.container_id if endpoint else "",
+                                      str(endpoint.address.ip) if endpoint else "", detail,
+                                      endpoint.owner if endpoint else ""))
 
     def list(self, network: str = "") -> list[Endpoint]:
         return self.store.list(self.network(network).name if network else None)

@@ -281,8 +281,7 @@ class Upkeep:
 
     def _release(self, endpoint: Endpoint, action: str) -> int:
         self._unplug(endpoint)
-        self.store.remove(*endpoint.key)
-        self._unpublish(endpoint)
+        self._forget(endpoint, "released", action)
         log.info("reconciled", action=action, container_id=endpoint.container_id, address=str(endpoint.address))
         return 1
 
@@ -307,8 +306,7 @@ class Upkeep:
             if link is not None and link.index == ifindex:
                 return False  # still there: not a deletion after all
             self._forget_neighbours(current)
-            self.store.remove(*current.key)
-            self._unpublish(current)
+            self._forget(current, "released", "its container's network namespace is gone")
         log.info("container_gone", container_id=current.container_id, address=str(current.address))
         return True
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 from typing import Protocol
 
-from netd.model import Endpoint
+from netd.model import Endpoint, NetworkConfig
 
 
 class Store(Protocol):
@@ -34,5 +34,13 @@ class Store(Protocol):
     def used_addresses(self, network: str) -> set[IPv4Address]: ...
 
     def last_reserved(self, network: str) -> IPv4Address | None: ...
+
+    def add_network(self, net: NetworkConfig) -> None:
+        """Record a network created through the API (it comes back after a restart)."""
+
+    def remove_network(self, name: str) -> None: ...
+
+    def networks(self) -> list[NetworkConfig]:
+        """The networks created through the API, in the order they were."""
 
     def close(self) -> None: ...

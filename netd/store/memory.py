@@ -8,7 +8,7 @@ from dataclasses import replace
 from ipaddress import IPv4Address
 
 from netd.errors import AddressInUse, AlreadyAttached
-from netd.model import Endpoint
+from netd.model import Endpoint, NetworkConfig
 
 
 class MemoryStore:
@@ -18,12 +18,15 @@ class MemoryStore:
         self._networks_of: dict[str, set[str]] = {}  # container id → its networks
         self._used: dict[str, set[IPv4Address]] = {}
         self._last: dict[str, IPv4Address] = {}
+        self._networks: dict[str, NetworkConfig] = {}  # created through the API, in order
         self._lock = threading.Lock()
 
-    def load(self, endpoints: Iterable[Endpoint], last: dict[str, IPv4Address]) -> None:
+    def load(self, endpoints: Iterable[Endpoint], last: dict[str, IPv4Address],
+             networks: Iterable[NetworkConfig] = ()) -> None:
         for endpoint in endpoints:
             self._put(endpoint)
         self._last.update(last)
+        self._networks.update((n.name, n) for n in networks)
 
     def _put(self, endpoint: Endpoint) -> None:
         self._endpoints[endpoint.key] = endpoint
@@ -87,6 +90,19 @@ class MemoryStore:
 
     def last_reserved(self, network: str) -> IPv4Address | None:
         return self._last.get(network)
+
+    def add_network(self, net: NetworkConfig) -> None:
+        with self._lock:
+            self._networks[net.name] = net
+
+    def remove_network(self, name: str) -> None:
+        with self._lock:
+            self._networks.pop(name, None)
+            self._last.pop(name, None)
+
+    def networks(self) -> list[NetworkConfig]:
+        with self._lock:
+            return list(self._networks.values())
 
     def close(self) -> None:
         pass

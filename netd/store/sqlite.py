@@ -19,13 +19,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_address
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network, ip_address
 from pathlib import Path
 
 import structlog
 
 from netd.errors import StoreError
-from netd.model import Endpoint, NetnsId, PortMapping
+from netd.model import Endpoint, NetnsId, NetworkConfig, PortMapping
 from netd.store.memory import MemoryStore
 
 SCHEMA = """
@@ -48,6 +48,8 @@ CREATE TABLE IF NOT EXISTS endpoints (
     ports        TEXT NOT NULL DEFAULT '[]',
     address6     TEXT NOT NULL DEFAULT '',
     gateway6     TEXT NOT NULL DEFAULT '',
+    name         TEXT NOT NULL DEFAULT '',
+    aliases      TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (network, container_id),
     UNIQUE (network, ip)
 );
@@ -55,17 +57,22 @@ CREATE TABLE IF NOT EXISTS allocator (
     network       TEXT PRIMARY KEY,
     last_reserved TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS networks (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL
+);
 """
 
 COLUMNS = (
     "container_id, network, ifname, host_ifname, address, gateway, mac_address, "
-    "pid, netns_path, netns_id, created_at, host_ifindex, ready, owner, ports, address6, gateway6"
+    "pid, netns_path, netns_id, created_at, host_ifindex, ready, owner, ports, address6, gateway6, name, aliases"
 )
 CHECKPOINT_INTERVAL = 1.0  # seconds: at most one checkpoint per interval, only after writes
 log = structlog.get_logger("netd")
 # Columns added after the first release: (name, definition) for ALTER TABLE.
 ADDED_COLUMNS = (("owner", "TEXT NOT NULL DEFAULT ''"), ("ports", "TEXT NOT NULL DEFAULT '[]'"),
-                 ("address6", "TEXT NOT NULL DEFAULT ''"), ("gateway6", "TEXT NOT NULL DEFAULT ''"))
+                 ("address6", "TEXT NOT NULL DEFAULT ''"), ("gateway6", "TEXT NOT NULL DEFAULT ''"),
+                 ("name", "TEXT NOT NULL DEFAULT ''"), ("aliases", "TEXT NOT NULL DEFAULT '[]'"))
 
 
 def ports_to_json(ports: tuple[PortMapping, ...]) -> str:
@@ -77,15 +84,34 @@ def ports_from_json(text: str) -> tuple[PortMapping, ...]:
                  for proto, ip, host, inside, count in json.loads(text))
 
 
+def network_to_json(net: NetworkConfig) -> str:
+    return json.dumps({
+        "name": net.name, "bridge": net.bridge, "subnet": str(net.subnet), "gateway": str(net.gateway),
+        "mtu": net.mtu, "icc": net.icc, "masquerade": net.masquerade, "subnet6": str(net.subnet6 or ""),
+        "masquerade6": net.masquerade6, "multicast_snooping": net.multicast_snooping, "internal": net.internal,
+        "dns": net.dns, "labels": dict(net.labels)}, sort_keys=True)
+
+
+def network_from_json(text: str) -> NetworkConfig:
+    d = json.loads(text)
+    return NetworkConfig(
+        name=d["name"], bridge=d["bridge"], subnet=IPv4Network(d["subnet"]), gateway=IPv4Address(d["gateway"]),
+        mtu=d["mtu"], icc=d["icc"], masquerade=d["masquerade"],
+        subnet6=IPv6Network(d["subnet6"]) if d["subnet6"] else None, masquerade6=d["masquerade6"],
+        multicast_snooping=d["multicast_snooping"], internal=d["internal"], dns=d["dns"],
+        labels=tuple(sorted(d["labels"].items())), source="api")
+
+
 def _row_to_endpoint(row: tuple) -> Endpoint:
     (cid, network, ifname, host_ifname, address, gateway, mac, pid, path, nsid, created, ifindex, ready, owner,
-     ports, address6, gateway6) = row
+     ports, address6, gateway6, name, aliases) = row
     return Endpoint(
         container_id=cid, network=network, ifname=ifname, host_ifname=host_ifname,
         address=IPv4Interface(address), gateway=IPv4Address(gateway), mac_address=mac, pid=pid,
         netns_path=path, netns_id=NetnsId.parse(nsid), created_at=created, host_ifindex=ifindex,
         ready=bool(ready), owner=owner, ports=ports_from_json(ports),
         address6=IPv6Interface(address6) if address6 else None, gateway6=IPv6Address(gateway6) if gateway6 else None,
+        name=name, aliases=tuple(json.loads(aliases)),
     )
 
 
@@ -123,11 +149,13 @@ class SqliteStore:
             _migrate(self._db)
             rows = self._db.execute(f"SELECT {COLUMNS} FROM endpoints").fetchall()
             last = self._db.execute("SELECT network, last_reserved FROM allocator").fetchall()
+            specs = self._db.execute("SELECT spec FROM networks ORDER BY rowid").fetchall()
         except sqlite3.Error as e:
             raise StoreError(f"failed to open state database {path}: {e}") from e
         self._lock = threading.Lock()
         self._mirror = MemoryStore()
-        self._mirror.load([_row_to_endpoint(r) for r in rows], {n: IPv4Address(a) for n, a in last})
+        self._mirror.load([_row_to_endpoint(r) for r in rows], {n: IPv4Address(a) for n, a in last},
+                          [network_from_json(spec) for (spec,) in specs])
         self._checkpointer = _Checkpointer(path, self._lock, checkpoint_interval)
 
     def _write(self, what: str, *statements: tuple[str, tuple]) -> list[tuple]:
@@ -165,11 +193,12 @@ class SqliteStore:
                 self._write(
                     f"record endpoint {container_id}",
                     # A replug records again what is there already.
-                    (f"INSERT INTO endpoints ({COLUMNS}, ip) VALUES ({','.join('?' * 18)}) "
+                    (f"INSERT INTO endpoints ({COLUMNS}, ip) VALUES ({','.join('?' * 20)}) "
                      "ON CONFLICT(network, container_id) DO UPDATE SET host_ifindex = excluded.host_ifindex, ready = 1",
                      (e.container_id, e.network, e.ifname, e.host_ifname, str(e.address), str(e.gateway),
                       e.mac_address, e.pid, e.netns_path, str(e.netns_id), e.created_at, host_ifindex, 1, e.owner,
-                      ports_to_json(e.ports), str(e.address6 or ""), str(e.gateway6 or ""), str(e.address.ip))),
+                      ports_to_json(e.ports), str(e.address6 or ""), str(e.gateway6 or ""), e.name, json.dumps(e.aliases),
+                      str(e.address.ip))),
                     ("INSERT INTO allocator (network, last_reserved) VALUES (?, ?) "
                      "ON CONFLICT(network) DO UPDATE SET last_reserved = excluded.last_reserved",
                      (e.network, str(self._mirror.last_reserved(e.network)))),
@@ -186,6 +215,21 @@ class SqliteStore:
 
     def get(self, network: str, container_id: str) -> Endpoint | None:
         return self._mirror.get(network, container_id)
+
+    def add_network(self, net: NetworkConfig) -> None:
+        with self._lock:
+            self._write(f"record network {net.name}",
+                        ("INSERT INTO networks (name, spec) VALUES (?, ?)", (net.name, network_to_json(net))))
+            self._mirror.add_network(net)
+
+    def remove_network(self, name: str) -> None:
+        with self._lock:
+            self._write(f"remove network {name}", ("DELETE FROM networks WHERE name = ?", (name,)),
+                        ("DELETE FROM allocator WHERE network = ?", (name,)))
+            self._mirror.remove_network(name)
+
+    def networks(self) -> list[NetworkConfig]:
+        return self._mirror.networks()
 
     def of_container(self, container_id: str) -> list[Endpoint]:
         return self._mirror.of_container(container_id)

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AttachContainerRequest(_message.Message):
-    __slots__ = ("container_id", "pid", "netns_path", "ifname", "ip_address", "owner", "ports", "network")
+    __slots__ = ("container_id", "pid", "netns_path", "ifname", "ip_address", "owner", "ports", "network", "name", "aliases")
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     NETNS_PATH_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,8 @@ class AttachContainerRequest(_message.Message):
     OWNER_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
     container_id: str
     pid: int
     netns_path: str
@@ -24,7 +26,9 @@ class AttachContainerRequest(_message.Message):
     owner: str
     ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
     network: str
-    def __init__(self, container_id: _Optional[str] = ..., pid: _Optional[int] = ..., netns_path: _Optional[str] = ..., ifname: _Optional[str] = ..., ip_address: _Optional[str] = ..., owner: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., network: _Optional[str] = ...) -> None: ...
+    name: str
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, container_id: _Optional[str] = ..., pid: _Optional[int] = ..., netns_path: _Optional[str] = ..., ifname: _Optional[str] = ..., ip_address: _Optional[str] = ..., owner: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., network: _Optional[str] = ..., name: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PortMapping(_message.Message):
     __slots__ = ("protocol", "host_ip", "host_port", "container_port", "range")
@@ -41,10 +45,20 @@ class PortMapping(_message.Message):
     def __init__(self, protocol: _Optional[str] = ..., host_ip: _Optional[str] = ..., host_port: _Optional[int] = ..., container_port: _Optional[int] = ..., range: _Optional[int] = ...) -> None: ...
 
 class AttachContainerResponse(_message.Message):
-    __slots__ = ("endpoint",)
+    __slots__ = ("endpoint", "dns")
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    DNS_FIELD_NUMBER: _ClassVar[int]
     endpoint: Endpoint
-    def __init__(self, endpoint: _Optional[_Union[Endpoint, _Mapping]] = ...) -> None: ...
+    dns: DnsConfig
+    def __init__(self, endpoint: _Optional[_Union[Endpoint, _Mapping]] = ..., dns: _Optional[_Union[DnsConfig, _Mapping]] = ...) -> None: ...
+
+class DnsConfig(_message.Message):
+    __slots__ = ("nameservers", "search")
+    NAMESERVERS_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_FIELD_NUMBER: _ClassVar[int]
+    nameservers: _containers.RepeatedScalarFieldContainer[str]
+    search: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, nameservers: _Optional[_Iterable[str]] = ..., search: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DetachContainerRequest(_message.Message):
     __slots__ = ("container_id", "network")
@@ -73,7 +87,7 @@ class ListEndpointsResponse(_message.Message):
     def __init__(self, endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ...) -> None: ...
 
 class Endpoint(_message.Message):
-    __slots__ = ("container_id", "network", "ifname", "host_ifname", "ip_address", "gateway", "mac_address", "pid", "netns_path", "created_at", "owner", "ports", "ip6_address", "gateway6")
+    __slots__ = ("container_id", "network", "ifname", "host_ifname", "ip_address", "gateway", "mac_address", "pid", "netns_path", "created_at", "owner", "ports", "ip6_address", "gateway6", "name", "aliases")
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     IFNAME_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +102,8 @@ class Endpoint(_message.Message):
     PORTS_FIELD_NUMBER: _ClassVar[int]
     IP6_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     GATEWAY6_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
     container_id: str
     network: str
     ifname: str
@@ -102,7 +118,9 @@ class Endpoint(_message.Message):
     ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
     ip6_address: str
     gateway6: str
-    def __init__(self, container_id: _Optional[str] = ..., network: _Optional[str] = ..., ifname: _Optional[str] = ..., host_ifname: _Optional[str] = ..., ip_address: _Optional[str] = ..., gateway: _Optional[str] = ..., mac_address: _Optional[str] = ..., pid: _Optional[int] = ..., netns_path: _Optional[str] = ..., created_at: _Optional[str] = ..., owner: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., ip6_address: _Optional[str] = ..., gateway6: _Optional[str] = ...) -> None: ...
+    name: str
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, container_id: _Optional[str] = ..., network: _Optional[str] = ..., ifname: _Optional[str] = ..., host_ifname: _Optional[str] = ..., ip_address: _Optional[str] = ..., gateway: _Optional[str] = ..., mac_address: _Optional[str] = ..., pid: _Optional[int] = ..., netns_path: _Optional[str] = ..., created_at: _Optional[str] = ..., owner: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., ip6_address: _Optional[str] = ..., gateway6: _Optional[str] = ..., name: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()
@@ -125,7 +143,14 @@ class GetStatusResponse(_message.Message):
     def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., firewall_driver: _Optional[str] = ..., networks: _Optional[_Iterable[_Union[NetworkStatus, _Mapping]]] = ..., problems: _Optional[_Iterable[str]] = ..., instance: _Optional[str] = ...) -> None: ...
 
 class NetworkStatus(_message.Message):
-    __slots__ = ("name", "bridge", "subnet", "gateway", "mtu", "endpoints", "addresses_used", "addresses_free", "subnet6", "gateway6", "icc", "masquerade", "masquerade6")
+    __slots__ = ("name", "bridge", "subnet", "gateway", "mtu", "endpoints", "addresses_used", "addresses_free", "subnet6", "gateway6", "icc", "masquerade", "masquerade6", "source", "internal", "dns", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     BRIDGE_FIELD_NUMBER: _ClassVar[int]
     SUBNET_FIELD_NUMBER: _ClassVar[int]
@@ -139,6 +164,10 @@ class NetworkStatus(_message.Message):
     ICC_FIELD_NUMBER: _ClassVar[int]
     MASQUERADE_FIELD_NUMBER: _ClassVar[int]
     MASQUERADE6_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    INTERNAL_FIELD_NUMBER: _ClassVar[int]
+    DNS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     name: str
     bridge: str
     subnet: str
@@ -152,7 +181,106 @@ class NetworkStatus(_message.Message):
     icc: bool
     masquerade: bool
     masquerade6: bool
-    def __init__(self, name: _Optional[str] = ..., bridge: _Optional[str] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., mtu: _Optional[int] = ..., endpoints: _Optional[int] = ..., addresses_used: _Optional[int] = ..., addresses_free: _Optional[int] = ..., subnet6: _Optional[str] = ..., gateway6: _Optional[str] = ..., icc: _Optional[bool] = ..., masquerade: _Optional[bool] = ..., masquerade6: _Optional[bool] = ...) -> None: ...
+    source: str
+    internal: bool
+    dns: bool
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., bridge: _Optional[str] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., mtu: _Optional[int] = ..., endpoints: _Optional[int] = ..., addresses_used: _Optional[int] = ..., addresses_free: _Optional[int] = ..., subnet6: _Optional[str] = ..., gateway6: _Optional[str] = ..., icc: _Optional[bool] = ..., masquerade: _Optional[bool] = ..., masquerade6: _Optional[bool] = ..., source: _Optional[str] = ..., internal: _Optional[bool] = ..., dns: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class CreateNetworkRequest(_message.Message):
+    __slots__ = ("name", "subnet", "subnet6", "bridge", "gateway", "mtu", "icc", "masquerade", "internal", "dns", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SUBNET_FIELD_NUMBER: _ClassVar[int]
+    SUBNET6_FIELD_NUMBER: _ClassVar[int]
+    BRIDGE_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_FIELD_NUMBER: _ClassVar[int]
+    MTU_FIELD_NUMBER: _ClassVar[int]
+    ICC_FIELD_NUMBER: _ClassVar[int]
+    MASQUERADE_FIELD_NUMBER: _ClassVar[int]
+    INTERNAL_FIELD_NUMBER: _ClassVar[int]
+    DNS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    subnet: str
+    subnet6: str
+    bridge: str
+    gateway: str
+    mtu: int
+    icc: bool
+    masquerade: bool
+    internal: bool
+    dns: bool
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., subnet: _Optional[str] = ..., subnet6: _Optional[str] = ..., bridge: _Optional[str] = ..., gateway: _Optional[str] = ..., mtu: _Optional[int] = ..., icc: _Optional[bool] = ..., masquerade: _Optional[bool] = ..., internal: _Optional[bool] = ..., dns: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class CreateNetworkResponse(_message.Message):
+    __slots__ = ("network",)
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    network: NetworkStatus
+    def __init__(self, network: _Optional[_Union[NetworkStatus, _Mapping]] = ...) -> None: ...
+
+class DeleteNetworkRequest(_message.Message):
+    __slots__ = ("name", "force")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    force: bool
+    def __init__(self, name: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+
+class DeleteNetworkResponse(_message.Message):
+    __slots__ = ("detached",)
+    DETACHED_FIELD_NUMBER: _ClassVar[int]
+    detached: int
+    def __init__(self, detached: _Optional[int] = ...) -> None: ...
+
+class InspectNetworkRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class InspectNetworkResponse(_message.Message):
+    __slots__ = ("network", "endpoints")
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    network: NetworkStatus
+    endpoints: _containers.RepeatedCompositeFieldContainer[Endpoint]
+    def __init__(self, network: _Optional[_Union[NetworkStatus, _Mapping]] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ...) -> None: ...
+
+class WatchEventsRequest(_message.Message):
+    __slots__ = ("network", "container_id", "kinds")
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    network: str
+    container_id: str
+    kinds: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, network: _Optional[str] = ..., container_id: _Optional[str] = ..., kinds: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("time", "kind", "network", "container_id", "ip_address", "detail", "owner")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    time: str
+    kind: str
+    network: str
+    container_id: str
+    ip_address: str
+    detail: str
+    owner: str
+    def __init__(self, time: _Optional[str] = ..., kind: _Optional[str] = ..., network: _Optional[str] = ..., container_id: _Optional[str] = ..., ip_address: _Optional[str] = ..., detail: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class ListNetworksRequest(_message.Message):
     __slots__ = ()

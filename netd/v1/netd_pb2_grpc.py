@@ -76,6 +76,26 @@ class NetdStub:
                 request_serializer=netd_dot_v1_dot_netd__pb2.ListNodesRequest.SerializeToString,
                 response_deserializer=netd_dot_v1_dot_netd__pb2.ListNodesResponse.FromString,
                 _registered_method=True)
+        self.CreateNetwork = channel.unary_unary(
+                '/netd.v1.Netd/CreateNetwork',
+                request_serializer=netd_dot_v1_dot_netd__pb2.CreateNetworkRequest.SerializeToString,
+                response_deserializer=netd_dot_v1_dot_netd__pb2.CreateNetworkResponse.FromString,
+                _registered_method=True)
+        self.DeleteNetwork = channel.unary_unary(
+                '/netd.v1.Netd/DeleteNetwork',
+                request_serializer=netd_dot_v1_dot_netd__pb2.DeleteNetworkRequest.SerializeToString,
+                response_deserializer=netd_dot_v1_dot_netd__pb2.DeleteNetworkResponse.FromString,
+                _registered_method=True)
+        self.InspectNetwork = channel.unary_unary(
+                '/netd.v1.Netd/InspectNetwork',
+                request_serializer=netd_dot_v1_dot_netd__pb2.InspectNetworkRequest.SerializeToString,
+                response_deserializer=netd_dot_v1_dot_netd__pb2.InspectNetworkResponse.FromString,
+                _registered_method=True)
+        self.WatchEvents = channel.unary_stream(
+                '/netd.v1.Netd/WatchEvents',
+                request_serializer=netd_dot_v1_dot_netd__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=netd_dot_v1_dot_netd__pb2.Event.FromString,
+                _registered_method=True)
 
 
 class NetdServicer:
@@ -139,6 +159,34 @@ class NetdServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateNetwork(self, request, context):
+        """Create a network while netd runs (kept across restarts).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteNetwork(self, request, context):
+        """Delete a network created through the API: its bridge, rules and DNS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InspectNetwork(self, request, context):
+        """One network and its endpoints.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchEvents(self, request, context):
+        """What happens, as it happens: attaches, detaches, releases, repairs, networks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NetdServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -181,6 +229,26 @@ def add_NetdServicer_to_server(servicer, server):
                     servicer.ListNodes,
                     request_deserializer=netd_dot_v1_dot_netd__pb2.ListNodesRequest.FromString,
                     response_serializer=netd_dot_v1_dot_netd__pb2.ListNodesResponse.SerializeToString,
+            ),
+            'CreateNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateNetwork,
+                    request_deserializer=netd_dot_v1_dot_netd__pb2.CreateNetworkRequest.FromString,
+                    response_serializer=netd_dot_v1_dot_netd__pb2.CreateNetworkResponse.SerializeToString,
+            ),
+            'DeleteNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteNetwork,
+                    request_deserializer=netd_dot_v1_dot_netd__pb2.DeleteNetworkRequest.FromString,
+                    response_serializer=netd_dot_v1_dot_netd__pb2.DeleteNetworkResponse.SerializeToString,
+            ),
+            'InspectNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.InspectNetwork,
+                    request_deserializer=netd_dot_v1_dot_netd__pb2.InspectNetworkRequest.FromString,
+                    response_serializer=netd_dot_v1_dot_netd__pb2.InspectNetworkResponse.SerializeToString,
+            ),
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=netd_dot_v1_dot_netd__pb2.WatchEventsRequest.FromString,
+                    response_serializer=netd_dot_v1_dot_netd__pb2.Event.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -401,6 +469,114 @@ class Netd:
             '/netd.v1.Netd/ListNodes',
             netd_dot_v1_dot_netd__pb2.ListNodesRequest.SerializeToString,
             netd_dot_v1_dot_netd__pb2.ListNodesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/netd.v1.Netd/CreateNetwork',
+            netd_dot_v1_dot_netd__pb2.CreateNetworkRequest.SerializeToString,
+            netd_dot_v1_dot_netd__pb2.CreateNetworkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/netd.v1.Netd/DeleteNetwork',
+            netd_dot_v1_dot_netd__pb2.DeleteNetworkRequest.SerializeToString,
+            netd_dot_v1_dot_netd__pb2.DeleteNetworkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InspectNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/netd.v1.Netd/InspectNetwork',
+            netd_dot_v1_dot_netd__pb2.InspectNetworkRequest.SerializeToString,
+            netd_dot_v1_dot_netd__pb2.InspectNetworkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/netd.v1.Netd/WatchEvents',
+            netd_dot_v1_dot_netd__pb2.WatchEventsRequest.SerializeToString,
+            netd_dot_v1_dot_netd__pb2.Event.FromString,
             options,
             channel_credentials,
             insecure,
