@@ -60,7 +60,7 @@ class Worker:
             return None  # a response, not a query
         local = zone.answer(query)
         if local is not None:
-            return local.to_wire()
+            return local.to_wire(want_shuffle=False)  # the zone's round robin order, not dnspython's shuffle
         for server in self.upstreams:
             try:
                 return (await dns.asyncquery.udp(query, server, timeout=UPSTREAM_TIMEOUT,

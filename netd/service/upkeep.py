@@ -102,6 +102,7 @@ class Upkeep:
             if value != "1":
                 self.sysctls.write(knob, "1")
                 log.warning("forwarding_repaired", sysctl=sysctl.name(knob), found=value)
+                self._publish("repaired", detail=f"{sysctl.name(knob)} was {value}, now 1")
                 repairs += 1
         return repairs
 
@@ -118,11 +119,13 @@ class Upkeep:
                     self._quietly("re-attach port", self.links.enslave, e.host_ifname, bridge, *self._port_flags(e))
                 self._pin_neighbours(net)
                 log.warning("bridge_repaired", bridge=net.bridge, network=net.name, found=state)
+                self._publish("repaired", network=net.name, detail=f"bridge {net.bridge} was {state}")
                 return 1
             if self._needs_route_localnet():
                 found = self.sysctls.ensure(sysctl.route_localnet(net.bridge), "1")
                 if found is not None:
                     log.warning("route_localnet_repaired", bridge=net.bridge, network=net.name, found=found)
+                    self._publish("repaired", network=net.name, detail=f"route_localnet on {net.bridge} was {found}")
                     return 1
             return 0
         return heal_bridge
@@ -155,6 +158,7 @@ class Upkeep:
             self._downs.discard(endpoint.host_ifindex)
             log.warning("host_end_repaired", container_id=endpoint.container_id, network=endpoint.network,
                         host_ifname=endpoint.host_ifname, found="down")
+            self._publish("repaired", endpoint, detail=f"host end {endpoint.host_ifname} was down")
             repairs += 1
         return repairs
 
@@ -168,6 +172,7 @@ class Upkeep:
             return 0
         self.sync_firewall()
         log.warning("firewall_repaired", driver=self.firewall.name)
+        self._publish("repaired", detail=f"netd's {self.firewall.name} rules were incomplete")
         return 1
 
     def _repin(self, net: NetworkConfig) -> int:
@@ -183,6 +188,7 @@ class Upkeep:
                     continue
                 self.links.repin(bridge, current)
             log.warning("neighbour_repaired", container_id=current.container_id, address=str(current.address.ip))
+            self._publish("repaired", current, detail="its pinned neighbour entry was deleted")
             repairs += 1
         return repairs
 
