@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -82,12 +83,47 @@ def main() -> int:
         for name in ("web", "db"):
             show(f"netctl detach {name}", sandbox.netctl("detach", name).stdout)
         show("netctl ls", sandbox.netctl("ls").stdout)
+
+        names_demo(sandbox)
     finally:
         step("clean up the sandbox")
         sandbox.down()
     cluster_demo()
     print(f"\ndemo finished in {time.monotonic() - started:.1f}s")
     return 0
+
+
+def names_demo(sandbox: Sandbox) -> None:
+    """A network created while netd runs; two containers find each other by name."""
+    step("a network created through the API; two containers on it reach each other by name")
+    events = subprocess.Popen([sys.executable, "-m", "netd.clients.netctl", "--socket", str(sandbox.socket),
+                               "events"], stdout=subprocess.PIPE, text=True)
+    show("netctl network create blue", sandbox.netctl("network", "create", "blue").stdout)
+    api, client = sandbox.container(), sandbox.container()
+    reply = json.loads(sandbox.netctl("attach", "api", "--pid", str(api.pid), "-n", "blue", "--alias", "backend",
+                                      "-o", "json").stdout)
+    sandbox.netctl("attach", "client", "--pid", str(client.pid), "-n", "blue")
+    gateway = reply["gateway"]
+    resolv = f"nameserver {gateway}\nsearch blue.netd\n"
+    lookup = (f"printf '{resolv}' > /tmp/resolv.demo && mount --bind /tmp/resolv.demo /etc/resolv.conf && "
+              "getent hosts backend")
+    show("(in client, its resolv.conf pointing at the gateway) getent hosts backend",
+         client.run("unshare", "--mount", "sh", "-c", lookup).stdout)
+    serve_in(sandbox, api)
+    print(f"api's server saw the connection from client by name come from "
+          f"{client.run(sys.executable, '-c', TCP_CLIENT_BY_NAME, gateway, 'backend').stdout.strip()}")
+    show("netctl network rm blue --force", sandbox.netctl("network", "rm", "blue", "--force").stdout)
+    events.terminate()
+    show("netctl events (what it printed meanwhile)", events.communicate(timeout=10)[0])
+
+
+# Resolve NAME through the DNS server given, then connect to the echo-peer server there.
+TCP_CLIENT_BY_NAME = f"""
+import socket, sys, dns.resolver
+r = dns.resolver.Resolver(configure=False); r.nameservers = [sys.argv[1]]
+address = r.resolve(sys.argv[2], "A")[0].address
+print(socket.create_connection((address, {SERVER_PORT}), timeout=3).recv(64).decode())
+"""
 
 
 def cluster_demo() -> None:

@@ -112,3 +112,19 @@ def test_del_without_a_network_leaves_the_containers_other_networks(sandbox):
     assert cni(sandbox, "DEL", "p3", path, extra={"name": "blue-net", "network": "blue"}) == (0, None)
     assert client.list() == []
     client.channel.close()
+
+
+def test_add_creates_the_network_the_conflist_names_with_its_subnet(netd, client):
+    from netd.v1 import netd_pb2 as pb
+
+    extra = {"network": "cninet", "subnet": "10.77.0.0/24", "capabilities": {"aliases": True},
+             "runtimeConfig": {"aliases": {"cninet": ["cache"]}}}
+    code, result = cni(netd, "ADD", "pod-a", netd.named_netns_add("cnia"), extra=extra)
+    assert code == 0, result
+    assert result["ips"][0]["address"] == "10.77.0.2/24"
+    assert result["dns"] == {"nameservers": ["10.77.0.1"], "search": ["cninet.netd"]}
+    code, result = cni(netd, "ADD", "pod-b", netd.named_netns_add("cnib"), extra=extra)  # exists now
+    assert code == 0 and result["ips"][0]["address"] == "10.77.0.3/24"
+    networks = {n.name: n for n in client.stub.ListNetworks(pb.ListNetworksRequest(), timeout=10).networks}
+    assert networks["cninet"].source == "api" and dict(networks["cninet"].labels) == {"created-by": "cni:netd"}
+    assert {e.container_id: list(e.aliases) for e in client.list()} == {"pod-a": ["cache"], "pod-b": ["cache"]}

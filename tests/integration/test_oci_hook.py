@@ -69,6 +69,28 @@ def test_runc_containers_get_network_from_hooks(netd, client):
             subprocess.run([*runc, "delete", "-f", name], capture_output=True)
 
 
+def test_the_hook_writes_the_networks_dns_into_the_containers_resolv_conf(netd, client):
+    from netd.v1 import netd_pb2 as pb
+
+    client.stub.CreateNetwork(pb.CreateNetworkRequest(name="blue"), timeout=10)
+    runc = ["runc", "--root", str(netd.workdir / "runc")]
+    resolv = netd.workdir / "resolv.conf"
+    resolv.write_text("")  # exists before the container's mounts; the hook fills it
+    root = bundle(netd, "named", {"netd.network": "blue", "netd.name": "api", "netd.resolv_conf": str(resolv)})
+    config = json.loads((root / "config.json").read_text())
+    config["mounts"].append({"destination": "/etc/resolv.conf", "type": "bind", "source": str(resolv),
+                             "options": ["bind", "ro"]})
+    (root / "config.json").write_text(json.dumps(config))
+    try:
+        code, err = runc_run(runc, root, "named")
+        assert code == 0, err
+        inside = sh(*runc, "exec", "named", "cat", "/etc/resolv.conf").stdout
+        assert inside == "nameserver 10.90.0.1\nsearch blue.netd\n"
+        assert [e.name for e in client.list()] == ["api"]
+    finally:
+        subprocess.run([*runc, "delete", "-f", "named"], capture_output=True)
+
+
 def test_hook_failure_fails_the_container_start(netd):
     runc = ["runc", "--root", str(netd.workdir / "runc")]
     code, err = runc_run(runc, bundle(netd, "bad", {"netd.ip": "192.0.2.1"}), "bad")  # outside the subnet
