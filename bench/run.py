@@ -16,6 +16,7 @@ import os
 import platform
 import queue
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -37,6 +38,7 @@ CONCURRENT = int(os.environ.get("BENCH_CONCURRENT", "400"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "4"))
 SCALE = int(os.environ.get("BENCH_SCALE", "1000"))
 CHURN = int(os.environ.get("BENCH_CHURN", "500"))  # endpoints standing
+DNS_ATTACHES = int(os.environ.get("BENCH_DNS", "200"))  # attaches timed with and without a flood of queries
 CHURN_CALLERS = 4
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -355,6 +357,62 @@ def netd_churn(standing: int, turnover: int, callers: int = CHURN_CALLERS) -> di
         sandbox.down()
 
 
+# A container asks netd's DNS for a name as fast as answers come back, 64
+# queries in flight, for argv[2] seconds; prints the answers per second.
+DNS_FLOOD = """
+import select, socket, sys, time, dns.message
+wire = bytearray(dns.message.make_query("target", "A").to_wire())
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.connect((sys.argv[1], 53)); s.setblocking(False)
+sent = answered = lost = 0
+started = time.monotonic(); end = started + float(sys.argv[2])
+while time.monotonic() < end:
+    while sent - answered - lost < 64:
+        wire[0:2] = (sent & 0xFFFF).to_bytes(2, "big"); s.send(wire); sent += 1
+    if not select.select([s], [], [], 0.05)[0]:
+        lost = sent - answered  # nothing for 50 ms: those are not coming back
+        continue
+    try:
+        while True:
+            s.recv(512); answered += 1
+    except BlockingIOError:
+        pass
+print(round(answered / (time.monotonic() - started)))
+"""
+
+
+def netd_dns_load(n: int) -> dict:
+    """Attach p50 (on the default network) without and then with a flood of
+    DNS queries at a created network's resolver, and the answers per second."""
+    from netd.v1 import netd_pb2 as pb
+    from netd.v1 import netd_pb2_grpc as pb_grpc
+
+    sandbox = Sandbox()
+    try:
+        sandbox.up()
+        with inside(sandbox.host):
+            tool = NetdTool(sandbox)
+            with grpc.insecure_channel(f"unix:{sandbox.socket}") as channel:
+                stub = pb_grpc.NetdStub(channel)
+                gateway = stub.CreateNetwork(pb.CreateNetworkRequest(name="dnsbench"), timeout=10).network.gateway
+                for name, c in (("target", sandbox.container()), ("asker", sandbox.container())):
+                    stub.AttachContainer(pb.AttachContainerRequest(container_id=name, pid=c.pid, network="dnsbench"),
+                                         timeout=10)
+            asker = sandbox.containers[-1]
+            containers = [sandbox.container() for _ in range(n)]
+            quiet = [timed(tool.attach, i, c) for i, c in enumerate(containers)]
+            run_concurrently(tool.detach, list(enumerate(containers)))
+            seconds = max(5.0, n * 0.02)
+            flood = subprocess.Popen(["nsenter", f"--net={asker.netns}", sys.executable, "-c", DNS_FLOOD, gateway,
+                                      str(seconds)], stdout=subprocess.PIPE, text=True)
+            time.sleep(1.0)
+            busy = [timed(tool.attach, i, c) for i, c in enumerate(containers)]
+            answered = int(flood.communicate(timeout=seconds + 30)[0].strip() or 0)
+            tool.close()
+        return {"attaches": n, "quiet": stats(quiet), "flooded": stats(busy), "answers_per_s": answered}
+    finally:
+        sandbox.down()
+
+
 # -- report -------------------------------------------------------------------
 
 def ratio(anchor: dict, netd: dict, key: str) -> str:
@@ -427,6 +485,13 @@ def markdown(results: dict) -> str:
                       f"(first ping lost in {scale.get('first_ping_lost', 0)})."]
         lines += ["", f"RSS: {' / '.join(f'{v} MiB at {k}' for k, v in rss.items())}; "
                       f"start to SERVING with {scale['endpoints']} endpoints in the store: {scale['ready_ms']} ms"]
+    dns = results.get("dns")
+    if dns:
+        lines += ["", f"netd's DNS under a flood ({dns['attaches']} sequential attaches on the default network, "
+                      f"first quiet, then while a container floods a created network's resolver with queries, "
+                      f"64 in flight): the resolver answered {dns['answers_per_s']} queries/s; attach p50 "
+                      f"{dns['quiet']['p50']} ms quiet and {dns['flooded']['p50']} ms flooded "
+                      f"(p99 {dns['quiet']['p99']} and {dns['flooded']['p99']})."]
     return "\n".join(lines) + "\n"
 
 
@@ -452,6 +517,9 @@ def main() -> int:
     if SCALE:
         print(f"bench: netd at {SCALE} endpoints …", flush=True)
         results["scale"] = netd_at_scale(SCALE)
+    if DNS_ATTACHES:
+        print("bench: netd's DNS under a flood …", flush=True)
+        results["dns"] = netd_dns_load(DNS_ATTACHES)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     report = markdown(results)

@@ -13,11 +13,10 @@ import argparse
 import re
 import tomllib
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_address
+from ipaddress import IPv4Address, IPv4Network, ip_address
 from pathlib import Path
 from typing import Any
 
-from netd import validate
 from netd.validate import DEFAULT_BRIDGE, check_networks, ipv4_subnet, parse_network, typed
 from netd.errors import InvalidArgument
 from netd.model import DEFAULT_NETWORK, ClusterConfig, NetworkConfig

@@ -25,7 +25,6 @@ from netd.errors import (
     AlreadyAttached,
     AlreadyExists,
     BridgeFull,
-    ContainerNotFound,
     EndpointNotFound,
     FailedPrecondition,
     InvalidArgument,

@@ -49,7 +49,7 @@ class NetworkAdmin:
         """At start, before prepare(): the networks created through the API earlier."""
         for net in self.store.networks():
             if net.name in self.nets:
-                log.error("network_shadowed", network=net.name, reason=f"the config file has one by that name")
+                log.error("network_shadowed", network=net.name, reason="the config file has one by that name")
                 continue
             self._route_metric[net.name] = len(self.networks)
             self._bridges[net.name] = 0

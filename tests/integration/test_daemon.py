@@ -83,7 +83,7 @@ def test_sigterm_exits_zero_and_leaves_endpoints(netd):
 def test_netctl_table_and_json(netd):
     c1, c2 = netd.container(), netd.container()
     out = netd.netctl("attach", "c1", "--pid", str(c1.pid), "--ip", "10.89.0.50").stdout
-    assert out.splitlines()[0].split()[:4] == ["CONTAINER_ID", "NETWORK", "IP_ADDRESS", "IFNAME"]
+    assert out.splitlines()[0].split()[:5] == ["CONTAINER_ID", "NETWORK", "IP_ADDRESS", "NAME", "IFNAME"]
     attached = json.loads(netd.netctl("attach", "c2", "--pid", str(c2.pid), "-o", "json").stdout)
     assert attached["container_id"] == "c2" and attached["ip_address"] == "10.89.0.51/16"
     assert attached["pid"] == c2.pid
@@ -108,7 +108,8 @@ def test_netctl_status_and_unreachable(netd):
     assert status["networks"] == [{
         "name": "default", "bridge": "netd0", "subnet": "10.89.0.0/16", "gateway": "10.89.0.1", "mtu": 1500,
         "endpoints": 1, "addresses_used": 1, "addresses_free": 65532, "icc": True, "masquerade": True,
-        "subnet6": "", "gateway6": "", "masquerade6": False,
+        "subnet6": "", "gateway6": "", "masquerade6": False, "source": "config", "internal": False, "dns": False,
+        "labels": {},
     }]
     netd.stop_netd()
     result = netd.netctl("status", check=False)
