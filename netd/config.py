@@ -17,11 +17,11 @@ from ipaddress import IPv4Address, IPv4Network, ip_address
 from pathlib import Path
 from typing import Any
 
-from netd.validate import DEFAULT_BRIDGE, check_networks, ipv4_subnet, parse_network, typed
+from netd.clients import DEFAULT_SOCKET
 from netd.errors import InvalidArgument
 from netd.model import DEFAULT_NETWORK, ClusterConfig, NetworkConfig
+from netd.validate import DEFAULT_BRIDGE, check_networks, checked_table, ipv4_subnet, parse_network, typed
 
-DEFAULT_SOCKET = "/run/netd/netd.sock"
 DEFAULT_STATE_DIR = "/var/lib/netd"
 DEFAULT_SUBNET = "10.89.0.0/16"
 
@@ -104,15 +104,7 @@ def load_file(path: str) -> dict[str, Any]:
 
 def parse_cluster(where: str, raw: Any) -> ClusterConfig:
     """The [cluster] table."""
-    if not isinstance(raw, dict):
-        raise InvalidArgument(f"{where} must be a table")
-    for key in raw:
-        if key not in CLUSTER_KEYS:
-            raise InvalidArgument(f"{where}.{key} is not a cluster setting ({', '.join(CLUSTER_KEYS)})")
-    c = {key: typed(f"{where}.{key}", value, CLUSTER_KEYS[key]) for key, value in raw.items()}
-    for key in ("etcd_endpoints", "network"):
-        if key not in c:
-            raise InvalidArgument(f"{where}.{key} is required")
+    c = checked_table(where, raw, CLUSTER_KEYS, ("etcd_endpoints", "network"), "cluster")
     endpoints = c["etcd_endpoints"]
     if not endpoints or not all(isinstance(e, str) and re.match(r"^https?://[^/\s]+$", e) for e in endpoints):
         raise InvalidArgument(f"{where}.etcd_endpoints must be a non-empty list of http(s)://HOST:PORT URLs")

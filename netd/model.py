@@ -59,6 +59,42 @@ class NetworkConfig:
         found = self.address6_for(self.gateway)
         return found.ip if found else None
 
+    @property
+    def nameservers(self) -> list[IPv4Address | IPv6Address]:
+        """Where its containers ask for names (the gateways), when dns is on."""
+        return [a for a in (self.gateway, self.gateway6) if a]
+
+    @property
+    def search_domain(self) -> str:
+        """Containers' names answer bare and under NETWORK.netd."""
+        return f"{self.name}.netd"
+
+
+IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link as the kernel shows it."""
+
+    index: int
+    name: str
+    flags: int
+    mtu: int
+    master: int
+    kind: str
+    mac: str = ""
+    stats: tuple[int, ...] = (0,) * 8  # rx/tx packets, rx/tx bytes, rx/tx errors, rx/tx dropped
+    alias: str = ""
+
+    @property
+    def up(self) -> bool:
+        return bool(self.flags & IFF_UP)
+
+    @property
+    def carrier(self) -> bool:
+        return bool(self.flags & IFF_LOWER_UP)
+
 
 @dataclass(frozen=True)
 class ClusterConfig:

@@ -219,17 +219,23 @@ def typed(where: str, value: Any, kind: type) -> Any:
     return value
 
 
-def parse_network(where: str, raw: Any) -> NetworkConfig:
-    """One [[networks]] table (or the flags' default network) → NetworkConfig."""
+def checked_table(where: str, raw: Any, keys: dict[str, type], required: tuple[str, ...], what: str) -> dict[str, Any]:
+    """A TOML table checked against its known keys, their types and the required ones."""
     if not isinstance(raw, dict):
         raise InvalidArgument(f"{where} must be a table")
     for key in raw:
-        if key not in NETWORK_KEYS:
-            raise InvalidArgument(f"{where}.{key} is not a network setting ({', '.join(NETWORK_KEYS)})")
-    net = {key: typed(f"{where}.{key}", value, NETWORK_KEYS[key]) for key, value in raw.items()}
-    for key in ("name", "subnet"):
-        if key not in net:
+        if key not in keys:
+            raise InvalidArgument(f"{where}.{key} is not a {what} setting ({', '.join(keys)})")
+    table = {key: typed(f"{where}.{key}", value, keys[key]) for key, value in raw.items()}
+    for key in required:
+        if key not in table:
             raise InvalidArgument(f"{where}.{key} is required")
+    return table
+
+
+def parse_network(where: str, raw: Any) -> NetworkConfig:
+    """One [[networks]] table (or the flags' default network) → NetworkConfig."""
+    net = checked_table(where, raw, NETWORK_KEYS, ("name", "subnet"), "network")
     name = net["name"]
     if not NETWORK_NAME_RE.match(name):
         raise InvalidArgument(f"{where}.name {name!r} must be 1-32 of a-z 0-9 _ . - starting with a letter or digit")

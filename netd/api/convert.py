@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from netd import dns, validate
+from netd import validate
 from netd.errors import InvalidArgument
 from netd.events import Event
-from netd.kernel.links import IFF_LOWER_UP, IFF_UP, Link
-from netd.model import Endpoint, NetworkConfig, PortMapping
+from netd.model import Endpoint, Link, NetworkConfig, PortMapping
 from netd.v1 import netd_pb2 as pb
 
 
@@ -51,7 +50,7 @@ def network_spec(request: pb.CreateNetworkRequest) -> NetworkConfig:
 def dns_to_proto(net: NetworkConfig) -> pb.DnsConfig | None:
     if not net.dns:
         return None
-    return pb.DnsConfig(nameservers=[str(a) for a in dns.nameservers(net)], search=[dns.search_domain(net.name)])
+    return pb.DnsConfig(nameservers=[str(a) for a in net.nameservers], search=[net.search_domain])
 
 
 def event_to_proto(event: Event) -> pb.Event:
@@ -64,7 +63,7 @@ def link_to_proto(link: Link | None) -> pb.LinkState | None:
         return None
     rx_packets, tx_packets, rx_bytes, tx_bytes, _, _, rx_dropped, tx_dropped = link.stats
     return pb.LinkState(
-        name=link.name, up=bool(link.flags & IFF_UP), carrier=bool(link.flags & IFF_LOWER_UP), mtu=link.mtu,
+        name=link.name, up=link.up, carrier=link.carrier, mtu=link.mtu,
         mac_address=link.mac, rx_packets=rx_packets, tx_packets=tx_packets, rx_bytes=rx_bytes,
         tx_bytes=tx_bytes, rx_dropped=rx_dropped, tx_dropped=tx_dropped,
     )

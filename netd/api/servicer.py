@@ -17,8 +17,7 @@ from typing import Any
 import grpc
 import structlog
 
-from netd import __version__, metrics, validate
-from netd import events
+from netd import __version__, events, metrics, validate
 from netd.api.convert import (
     EndpointListing,
     dns_to_proto,
@@ -28,8 +27,8 @@ from netd.api.convert import (
     network_spec,
     network_to_proto,
 )
-from netd.model import NetworkConfig
 from netd.errors import DeadlineExceeded, FailedPrecondition, InternalError, NetdError
+from netd.model import NetworkConfig
 from netd.service import Busy, Service
 from netd.v1 import netd_pb2 as pb
 from netd.v1 import netd_pb2_grpc as pb_grpc

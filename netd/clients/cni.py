@@ -25,7 +25,7 @@ import sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from netd.config import DEFAULT_SOCKET
+from netd.clients import DEFAULT_SOCKET
 from netd.v1 import netd_pb2 as pb
 from netd.v1 import netd_pb2_grpc as pb_grpc
 

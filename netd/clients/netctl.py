@@ -12,16 +12,13 @@ import os
 import signal
 import sys
 import time
-from ipaddress import ip_address
 
 import grpc
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from netd.clients import commands, oci_hook
-from netd.clients.publish import parse_publish
-from netd.config import DEFAULT_SOCKET
-from netd.model import PortMapping
+from netd.clients import DEFAULT_SOCKET, commands, oci_hook
+from netd.clients.publish import parse_publish, show_port
 from netd.v1 import netd_pb2 as pb
 from netd.v1 import netd_pb2_grpc as pb_grpc
 
@@ -36,13 +33,6 @@ def publish_arg(text: str) -> pb.PortMapping:
         return parse_publish(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def show_port(m: dict) -> str:
-    """`docker ps` style, e.g. 0.0.0.0:8080->80/tcp."""
-    return str(PortMapping(m["host_port"], m["container_port"], m["protocol"],
-                           ip_address(m["host_ip"]) if m.get("host_ip") else None,
-                           max(int(m.get("range") or 1), 1)))
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""`docker run -p` syntax, shared by netctl's --publish and the OCI hook's netd.ports."""
+"""`docker run -p` syntax, shared by netctl's --publish and the OCI hook's netd.ports, and `docker ps` style."""
 
 from __future__ import annotations
 
@@ -28,3 +28,14 @@ def parse_publish(text: str) -> pb.PortMapping:
         raise ValueError(f"{text!r}: host and container ranges differ in length")
     return pb.PortMapping(protocol=protocol or "tcp", host_ip=host_ip, host_port=host_port,
                           container_port=container_port, range=count if count > 1 else 0)
+
+
+def show_port(m: dict) -> str:
+    """A PortMapping as JSON → `docker ps` style: 0.0.0.0:8080->80/tcp, [::1]:8000-8009->9000-9009/udp."""
+    count = max(int(m.get("range") or 1), 1)
+
+    def span(first: int) -> str:
+        return f"{first}-{first + count - 1}" if count > 1 else str(first)
+    host = m.get("host_ip") or "0.0.0.0"
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{span(m['host_port'])}->{span(m['container_port'])}/{m['protocol']}"

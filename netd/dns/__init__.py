@@ -9,7 +9,6 @@ import json
 import socket
 import sys
 import threading
-from ipaddress import IPv4Address, IPv6Address
 
 import dns.resolver
 import structlog
@@ -19,13 +18,7 @@ from netd.errors import InternalError
 from netd.model import Endpoint, NetworkConfig
 
 log = structlog.get_logger("netd")
-SEARCH_SUFFIX = "netd"
 REPLY_TIMEOUT = 5.0
-
-
-def search_domain(network: str) -> str:
-    """Containers' names answer bare and under NETWORK.netd."""
-    return f"{network}.{SEARCH_SUFFIX}"
 
 
 def host_resolvers() -> list[str]:
@@ -34,10 +27,6 @@ def host_resolvers() -> list[str]:
         return list(dns.resolver.Resolver().nameservers)
     except dns.resolver.NoResolverConfiguration:
         return []
-
-
-def nameservers(net: NetworkConfig) -> list[IPv4Address | IPv6Address]:
-    return [a for a in (net.gateway, net.gateway6) if a]
 
 
 def names_of(endpoint: Endpoint) -> list[str]:
@@ -97,8 +86,8 @@ class Dns:
 
     @staticmethod
     def _serve_message(net: NetworkConfig) -> dict:
-        return {"op": "serve", "network": net.name, "addresses": [str(a) for a in nameservers(net)],
-                "search": search_domain(net.name)}
+        return {"op": "serve", "network": net.name, "addresses": [str(a) for a in net.nameservers],
+                "search": net.search_domain}
 
     def serve(self, net: NetworkConfig) -> None:
         self._served[net.name] = net

@@ -28,12 +28,11 @@ from netd import notify
 from netd.errors import AlreadyExists, FailedPrecondition, KernelError
 from netd.kernel import netns
 from netd.kernel.fastpath import RTPROT_NETD, IPAddress, IPInterface, NetlinkError, Rtnl
-from netd.model import HOST_IFNAME_PREFIX, Endpoint, NetworkConfig, mac_for
+from netd.model import HOST_IFNAME_PREFIX, IFF_UP, Endpoint, Link, NetworkConfig, mac_for
 
 _local = threading.local()
 DEFAULT_MTU = 1500
 MAIN_TABLE = 254
-IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
 NUD_PERMANENT = 0x80
 IFA_F_NODAD = 0x02
 
@@ -68,19 +67,6 @@ def failing_as(what: str) -> Iterator[None]:
         yield
     except LibraryError as e:
         raise KernelError(f"failed to {what}: {os.strerror(e.code)}") from e
-
-
-@dataclass(frozen=True)
-class Link:
-    index: int
-    name: str
-    flags: int
-    mtu: int
-    master: int
-    kind: str
-    mac: str = ""
-    stats: tuple[int, ...] = (0,) * 8  # rx/tx packets, rx/tx bytes, rx/tx errors, rx/tx dropped
-    alias: str = ""
 
 
 STATS = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_errors", "rx_dropped", "tx_dropped")

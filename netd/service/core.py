@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from ipaddress import IPv4Network
 from types import ModuleType
 from typing import Any
@@ -20,7 +19,6 @@ import structlog
 
 from netd import firewall as fw
 from netd import ipam
-from netd.kernel import sysctl
 from netd.errors import (
     AlreadyAttached,
     AlreadyExists,
@@ -31,6 +29,8 @@ from netd.errors import (
     NetdError,
     NetworkNotFound,
 )
+from netd.events import Event, now
+from netd.kernel import sysctl
 from netd.model import (
     BRIDGE_MAX_PORTS,
     DEFAULT_NETWORK,
@@ -42,7 +42,6 @@ from netd.model import (
     host_ifname_for,
     mac_for,
 )
-from netd.events import Event
 from netd.service.locks import KeyedLocks
 from netd.service.networks import NetworkAdmin
 from netd.service.upkeep import Upkeep
@@ -56,10 +55,6 @@ class Inspection:
     endpoint: Endpoint
     host_link: Any  # links.Link | None
     container: Any  # links.ContainerView | None
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -230,7 +225,7 @@ class Service(Upkeep, NetworkAdmin):
                 pid=req.pid,
                 netns_path=req.netns_path,
                 netns_id=nsid,
-                created_at=_now(),
+                created_at=now(),
                 owner=req.owner,
                 ports=req.ports,
                 address6=net.address6_for(address),
