@@ -82,7 +82,16 @@ def ping_ms(container, address):
 
 @pytest.mark.parametrize("backend", ["vxlan", "host-gw"])
 def test_containers_on_three_hosts_reach_each_other_by_address(underlay, backend):
-    hosts = start_hosts(underlay, backend)
+    hosts = start_hosts(underlay, backend, sides=(0, 0))
+    late = underlay.host()
+    late.write_config(backend)
+    launched = time.monotonic()
+    late.start()
+    serving = time.monotonic()
+    wait_for(lambda: all(len(h.routes()) == 2 for h in hosts), "the others route to the host that joined")
+    joined = time.monotonic() - serving
+    assert joined <= 2.0, f"the others learned the new host {joined:.2f} s after it was serving"
+    hosts.append(late)
     pods = [attach_one(h) for h in hosts]
     subnets = {n["subnet"] for n in nodes(hosts[0]).values()}
     assert len(subnets) == 3 and all(n["reachable"] for n in nodes(hosts[0]).values())
@@ -98,7 +107,8 @@ def test_containers_on_three_hosts_reach_each_other_by_address(underlay, backend
     local, local_ip = attach_one(hosts[0], "c2")
     serve_in(hosts[0], local)
     _, local_seconds = bulk(hosts[0], pods[0][0], local, local_ip)
-    print(f"{backend}: 10 MiB across hosts in {seconds:.3f} s ({10 / seconds:.0f} MiB/s), on one host in "
+    print(f"{backend}: a host that joins is routed to by the others {joined:.2f} s after it serves "
+          f"({serving - launched:.2f} s from its start); 10 MiB across hosts in {seconds:.3f} s ({10 / seconds:.0f} MiB/s), on one host in "
           f"{local_seconds:.3f} s; ping across {ping_ms(pods[0][0], pods[1][1]):.3f} ms, on one host "
           f"{ping_ms(pods[0][0], local_ip):.3f} ms")
 
