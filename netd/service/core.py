@@ -146,9 +146,16 @@ class Service(Upkeep, NetworkAdmin):
 
     def _ensure_bridge(self, net: NetworkConfig) -> None:
         self._bridges[net.name] = self.links.ensure_bridge(net, self.mark, self.adopt_unmarked)
-        if self.firewall.name != "none":
-            # Lets 127.0.0.1:PORT be DNATed to a container; the firewall's
-            # guard rules keep containers away from the host's loopback.
+        self._enable_route_localnet(net)
+
+    def _needs_route_localnet(self, net: NetworkConfig) -> bool:
+        """Lets 127.0.0.1:PORT be DNATed to a container (the firewall's guard
+        rules keep containers away from the host's loopback); an internal
+        network publishes no ports."""
+        return self.firewall.name != "none" and not net.internal
+
+    def _enable_route_localnet(self, net: NetworkConfig) -> None:
+        if self._needs_route_localnet(net):
             self.sysctls.write(sysctl.route_localnet(net.bridge), "1")
 
     def ruleset(self) -> fw.Ruleset:

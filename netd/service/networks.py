@@ -68,8 +68,7 @@ class NetworkAdmin:
             net = self._placed(spec)
             index = self.links.ensure_bridge(net, self.mark)
             try:
-                if not net.internal and self.firewall.name != "none":
-                    self.sysctls.write(f"ipv4/conf/{net.bridge}/route_localnet", "1")
+                self._enable_route_localnet(net)
                 with self._alloc_lock:
                     self._bridges[net.name], self._route_metric[net.name] = index, len(self.networks)
                     self._set_networks((*self.networks, net))

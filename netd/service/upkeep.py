@@ -76,7 +76,7 @@ class Upkeep:
             state = self.links.bridge_problem(net, self._bridges[net.name], self.mark)
             if state:
                 found.append(Problem(f"bridge {net.bridge}: {state}", net.name))
-            elif self._needs_route_localnet() and self.sysctls.read(sysctl.route_localnet(net.bridge)) != "1":
+            elif self._needs_route_localnet(net) and self.sysctls.read(sysctl.route_localnet(net.bridge)) != "1":
                 found.append(Problem(f"{sysctl.name(sysctl.route_localnet(net.bridge))} is off", net.name))
         for endpoint in self._down_endpoints():
             found.append(Problem(f"host end {endpoint.host_ifname} of container {endpoint.container_id} is down",
@@ -106,9 +106,6 @@ class Upkeep:
                 repairs += 1
         return repairs
 
-    def _needs_route_localnet(self) -> bool:
-        return self.firewall.name != "none"
-
     def _heal_bridge_of(self, net: NetworkConfig):  # noqa: ANN202 - a repair step
         def heal_bridge() -> int:
             state = self.links.bridge_problem(net, self._bridges[net.name], self.mark)
@@ -121,7 +118,7 @@ class Upkeep:
                 log.warning("bridge_repaired", bridge=net.bridge, network=net.name, found=state)
                 self._publish("repaired", network=net.name, detail=f"bridge {net.bridge} was {state}")
                 return 1
-            if self._needs_route_localnet():
+            if self._needs_route_localnet(net):
                 found = self.sysctls.ensure(sysctl.route_localnet(net.bridge), "1")
                 if found is not None:
                     log.warning("route_localnet_repaired", bridge=net.bridge, network=net.name, found=found)

@@ -456,6 +456,14 @@ def test_route_localnet_reset_on_a_bridge_is_repaired():
     assert svc.heal() == ({"bridge": 1}, [])
 
 
+def test_an_internal_network_created_at_run_time_wants_no_route_localnet():
+    svc = make()
+    svc.create_network(NetworkConfig("vault", "netd-vault", IPv4Network("10.91.0.0/24"), IPv4Address("10.91.0.1"),
+                                     1500, internal=True))
+    assert "ipv4/conf/netd-vault/route_localnet" not in svc.sysctls.values  # no published ports on it
+    assert svc.problems() == [] and svc.heal() == ({}, [])
+
+
 def test_a_host_end_set_down_is_reported_until_the_healer_sets_it_up():
     svc = make()
     ep = svc.attach(AttachRequest("c1", pid=100))
