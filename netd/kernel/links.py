@@ -28,7 +28,7 @@ from netd import notify
 from netd.errors import AlreadyExists, FailedPrecondition, KernelError
 from netd.kernel import netns
 from netd.kernel.fastpath import RTPROT_NETD, IPAddress, IPInterface, NetlinkError, Rtnl
-from netd.model import HOST_IFNAME_PREFIX, IFF_UP, Endpoint, Link, NetworkConfig, mac_for
+from netd.model import HOST_IFNAME_PREFIX, Endpoint, Link, NetworkConfig, mac_for
 
 _local = threading.local()
 DEFAULT_MTU = 1500
@@ -111,14 +111,8 @@ def ensure_bridge(net: NetworkConfig, mark: str, adopt_unmarked: bool = False) -
     # MAC, which would change whenever containers come and go.
     mac = mac_for(net.gateway)
     with failing_as(f"set up bridge {net.bridge}"):
-        link, created = get_link(ipr, ifname=net.bridge), False
-        if link is None:
-            with contextlib.suppress(LibraryError):  # EEXIST: someone made one meanwhile, looked at below
-                ipr.link("add", ifname=net.bridge, kind="bridge", address=mac, mtu=net.mtu)
-                created = True  # its alias, the mark, is set below: the kernel ignores one given at creation
-            link = get_link(ipr, ifname=net.bridge)
-        if link is None or link.kind != "bridge" or link.alias not in (mark, "" if created or adopt_unmarked else mark):
-            raise FailedPrecondition(f"bridge {net.bridge} of network {net.name}: {in_the_way(link, mark)}")
+        link = claim_link(ipr, net.bridge, "bridge", mark, f"bridge {net.bridge} of network {net.name}",
+                          adopt_unmarked, address=mac, mtu=net.mtu)
         # Setting a MAC, even the same one, flushes every neighbour entry on
         # the bridge, the pinned ones too: only when it differs.
         changes = {"address": mac} if link.mac != mac else {}
@@ -131,6 +125,26 @@ def ensure_bridge(net: NetworkConfig, mark: str, adopt_unmarked: bool = False) -
                 ipr.addr("add", index=link.index, address=str(gateway.ip), prefixlen=gateway.network.prefixlen,
                          flags=IFA_F_NODAD if gateway.version == 6 else 0)
         return link.index
+
+
+def claim_link(ipr: IPRoute, name: str, kind: str, mark: str, what: str, adopt_unmarked: bool = False,
+               **create: object) -> Link:
+    """The link `name` of `kind` that netd made (its alias is `mark`),
+    created with `create` if there is none; the caller then sets the alias,
+    which the kernel ignores at creation. adopt_unmarked: one without any
+    alias is netd's too. Anything else holding the name is refused."""
+    link, created = get_link(ipr, ifname=name), False
+    if link is None:
+        try:
+            ipr.link("add", ifname=name, kind=kind, **create)
+            created = True
+        except LibraryError as e:
+            if e.code != errno.EEXIST:  # else someone made one meanwhile: looked at below
+                raise
+        link = get_link(ipr, ifname=name)
+    if link is None or link.kind != kind or link.alias not in (mark, "" if created or adopt_unmarked else mark):
+        raise FailedPrecondition(f"{what}: {in_the_way(link, mark)}")
+    return link
 
 
 def in_the_way(link: Link | None, mark: str) -> str:
@@ -152,7 +166,7 @@ def bridge_problem(net: NetworkConfig, index: int, mark: str) -> str:
             return in_the_way(link, mark)
         if link.index != index:
             return "deleted and created again"
-        if not link.flags & IFF_UP:
+        if not link.up:
             return "down"
         missing = set(_gateways(net)) - set(_addresses(ipr, index))
         return f"lacks gateway address {', '.join(map(str, sorted(missing, key=str)))}" if missing else ""
@@ -172,7 +186,7 @@ def host_prefixes() -> list[IPv4Network]:
     ipr = host_ipr()
     with failing_as("list addresses and routes"):
         found = [ip_interface((a.get("address"), a["prefixlen"])).network for a in ipr.addr("dump", family=socket.AF_INET)]
-        found += [_route(r).dst for r in _main_routes(ipr, family=socket.AF_INET)
+        found += [_route(r).dst for r in main_routes(ipr, family=socket.AF_INET)
                   if r.get("proto") != RTPROT_NETD and r["dst_len"]]
     return [n for n in found if not n.is_loopback]
 
@@ -299,7 +313,7 @@ class ContainerView:
         if self.link is None:
             return [f"container: no interface {ifname}"]
         found = []
-        if not self.link.flags & IFF_UP:
+        if not self.link.up:
             found.append(f"container: {ifname} is down")
         for address in (endpoint.address, endpoint.address6):
             if address and address not in self.addresses:
@@ -319,7 +333,13 @@ def _route(msg) -> Route:
                  ip_address(gateway) if gateway else None)
 
 
-def _main_routes(ipr: IPRoute, **match: object) -> list:
+def permanent_neighbours(ipr: IPRoute, index: int, family: int = socket.AF_UNSPEC, protocol: int | None = None) -> list:
+    """The permanent neighbour entries on link `index` (only `protocol`'s, if given)."""
+    return [n for n in ipr.neigh("dump", family=family) if n["ifindex"] == index and n["state"] & NUD_PERMANENT
+            and n.get("dst") and (protocol is None or n.get("protocol") == protocol)]
+
+
+def main_routes(ipr: IPRoute, **match: object) -> list:
     return [r for r in ipr.route("dump", family=socket.AF_UNSPEC) if r.get("table") == MAIN_TABLE
             and all(r.get(k) == v for k, v in match.items())]
 
@@ -329,9 +349,8 @@ def container_view(ns_fd: int, ifname: str) -> ContainerView:
         link = get_link(ipr, ifname=ifname)
         if link is None:
             return ContainerView(None, [], [])
-        pinned = {ip_address(n.get("dst")) for n in ipr.neigh("dump", family=socket.AF_UNSPEC)
-                  if n["ifindex"] == link.index and n["state"] & NUD_PERMANENT and n.get("dst")}
-        return ContainerView(link, _addresses(ipr, link.index), [_route(r) for r in _main_routes(ipr, oif=link.index)],
+        pinned = {ip_address(n.get("dst")) for n in permanent_neighbours(ipr, link.index)}
+        return ContainerView(link, _addresses(ipr, link.index), [_route(r) for r in main_routes(ipr, oif=link.index)],
                              pinned)
 
 
@@ -353,9 +372,7 @@ def settle_port(bridge_index: int, index: int, endpoint: Endpoint) -> bool:
 def pinned_neighbours(bridge_index: int) -> set[IPAddress]:
     """Addresses with a permanent neighbour entry netd made (its protocol) on the bridge."""
     with failing_as(f"list the neighbour entries of bridge {bridge_index}"):
-        return {ip_address(n.get("dst")) for n in host_ipr().neigh("dump", family=socket.AF_UNSPEC)
-                if n["ifindex"] == bridge_index and n["state"] & NUD_PERMANENT and n.get("dst")
-                and n.get("protocol") == RTPROT_NETD}
+        return {ip_address(n.get("dst")) for n in permanent_neighbours(host_ipr(), bridge_index, protocol=RTPROT_NETD)}
 
 
 def pin_neighbours(bridge_index: int, endpoints: list[Endpoint]) -> None:
@@ -520,7 +537,7 @@ def _uplinks(family: int) -> list[Link]:
     """The interfaces holding the main table's default routes of `family`."""
     ipr = host_ipr()
     with failing_as("find the uplink"):
-        found = [get_link(ipr, index=r.get("oif")) for r in _main_routes(ipr, dst_len=0, family=family) if r.get("oif")]
+        found = [get_link(ipr, index=r.get("oif")) for r in main_routes(ipr, dst_len=0, family=family) if r.get("oif")]
     return [link for link in found if link is not None and link.name != "lo"]
 
 
@@ -560,7 +577,7 @@ def overlapping(subnet: IPv4Network, bridge: str) -> list[str]:
             address = ip_interface((addr.get("address"), addr["prefixlen"]))
             if address.network.overlaps(subnet) and name(addr["index"]) not in (bridge, "lo"):
                 found[address.network] = f"address {address} on {name(addr['index'])}"
-        for route in _main_routes(ipr, family=socket.AF_INET):
+        for route in main_routes(ipr, family=socket.AF_INET):
             if route.get("proto") == RTPROT_NETD:
                 continue
             dst = _route(route).dst

@@ -6,6 +6,7 @@ entries live only on netd's own device."""
 
 from __future__ import annotations
 
+import errno
 import socket
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, ip_network
@@ -14,7 +15,17 @@ from pyroute2.netlink.exceptions import NetlinkError as LibraryError
 
 from netd.errors import FailedPrecondition
 from netd.kernel.fastpath import RTPROT_NETD
-from netd.kernel.links import MAIN_TABLE, NUD_PERMANENT, failing_as, get_link, host_ipr, in_the_way, ipv4_uplink
+from netd.kernel.links import (
+    MAIN_TABLE,
+    NUD_PERMANENT,
+    claim_link,
+    failing_as,
+    get_link,
+    host_ipr,
+    ipv4_uplink,
+    main_routes,
+    permanent_neighbours,
+)
 
 RTNH_F_ONLINK = 0x4
 NTF_SELF = 0x2
@@ -35,13 +46,8 @@ def ensure_vxlan(name: str, vni: int, local: IPv4Address, port: int, mtu: int, m
     created, or taken up if it carries netd's mark. Returns its index."""
     ipr = host_ipr()
     with failing_as(f"set up VXLAN device {name}"):
-        link, created = get_link(ipr, ifname=name), False
-        if link is None:
-            ipr.link("add", ifname=name, kind="vxlan", vxlan_id=vni, vxlan_local=str(local), vxlan_port=port,
-                     vxlan_learning=0, address=mac, mtu=mtu)
-            link, created = get_link(ipr, ifname=name), True
-        if link is None or link.kind != "vxlan" or link.alias not in (mark, "" if created else mark):
-            raise FailedPrecondition(f"VXLAN device {name}: {in_the_way(link, mark)}")
+        link = claim_link(ipr, name, "vxlan", mark, f"VXLAN device {name}", vxlan_id=vni, vxlan_local=str(local),
+                          vxlan_port=port, vxlan_learning=0, address=mac, mtu=mtu)
         ipr.link("set", index=link.index, ifalias=mark, mtu=mtu, state="up")
         return link.index
 
@@ -50,10 +56,9 @@ def routes(cluster: IPv4Network) -> dict[IPv4Network, Route]:
     """netd's routes (its protocol) in the main table to subnets of the cluster's range."""
     found = {}
     with failing_as("list routes"):
-        for r in host_ipr().route("dump", family=socket.AF_INET):
+        for r in main_routes(host_ipr(), family=socket.AF_INET, proto=RTPROT_NETD):
             dst = ip_network((r.get("dst") or "0.0.0.0", r["dst_len"]))
-            if r.get("proto") == RTPROT_NETD and r.get("table") == MAIN_TABLE and dst.subnet_of(cluster) \
-                    and r.get("gateway"):
+            if dst.subnet_of(cluster) and r.get("gateway"):
                 found[dst] = Route(dst, IPv4Address(r.get("gateway")), r.get("oif") or 0,
                                    bool(r["flags"] & RTNH_F_ONLINK))
     return found
@@ -70,15 +75,15 @@ def delete_route(route: Route) -> None:
     try:
         host_ipr().route("del", dst=str(route.dst), gateway=str(route.gateway), table=MAIN_TABLE, proto=RTPROT_NETD)
     except LibraryError as e:
-        if e.code != 3:  # ESRCH: gone already
+        if e.code != errno.ESRCH:  # gone already
             raise
 
 
 def neighbours(index: int) -> dict[IPv4Address, str]:
     """The permanent entries netd made on the device: address → MAC."""
     with failing_as("list the VXLAN device's neighbour entries"):
-        return {IPv4Address(n.get("dst")): n.get("lladdr") for n in host_ipr().neigh("dump", family=socket.AF_INET)
-                if n["ifindex"] == index and n["state"] & NUD_PERMANENT and n.get("protocol") == RTPROT_NETD}
+        return {IPv4Address(n.get("dst")): n.get("lladdr")
+                for n in permanent_neighbours(host_ipr(), index, socket.AF_INET, RTPROT_NETD)}
 
 
 def set_neighbour(index: int, address: IPv4Address, mac: str) -> None:
@@ -91,7 +96,7 @@ def delete_neighbour(index: int, address: IPv4Address) -> None:
     try:
         host_ipr().neigh("del", dst=str(address), ifindex=index)
     except LibraryError as e:
-        if e.code != 2:  # ENOENT
+        if e.code != errno.ENOENT:
             raise
 
 
@@ -111,7 +116,7 @@ def delete_forwarding_entry(index: int, mac: str, dst: IPv4Address) -> None:
     try:
         host_ipr().fdb("del", ifindex=index, lladdr=mac, dst=str(dst))
     except LibraryError as e:
-        if e.code != 2:
+        if e.code != errno.ENOENT:
             raise
 
 

@@ -371,7 +371,7 @@ class Service(Upkeep, NetworkAdmin):
             problems.append(f"host: veth {e.host_ifname} is missing")
         elif host.master != self._bridges.get(e.network):
             problems.append(f"host: veth {e.host_ifname} is not a port of bridge {net.bridge}")
-        elif not host.flags & self.links.IFF_UP:
+        elif not host.up:
             problems.append(f"host: veth {e.host_ifname} is down")
         bridge = self.links.bridge_problem(net, self._bridges[net.name], self.mark)
         if bridge:

@@ -138,7 +138,7 @@ class Upkeep:
         for index in list(self._downs):
             endpoint = by_index.get(index)
             link = self.links.host_link(endpoint.host_ifname) if endpoint else None
-            if link is None or link.index != index or link.flags & self.links.IFF_UP:
+            if link is None or link.index != index or link.up:
                 self._downs.discard(index)  # not netd's, gone, or up again
             else:
                 found.append(endpoint)
@@ -223,7 +223,7 @@ class Upkeep:
                 if self._quietly("delete orphan veth", self.links.delete_link_index, link.index):
                     deleted += 1
                     log.info("reconciled", action="deleted orphan veth", host_ifname=name)
-            elif not link.flags & self.links.IFF_UP:
+            elif not link.up:
                 self.link_went_down(link.index)  # while netd was down: the healer sets it up
         for name, alias in sorted(theirs.items()):
             log.warning("left_alone", link=name, alias=alias, reason="named like netd's veths, without netd's mark")

@@ -49,7 +49,6 @@ class FakeLinks:
     bridge_ok: bool = True
     enslaved: list = field(default_factory=list)
 
-    IFF_UP = 1
     marked: dict = field(default_factory=dict)  # ifindex → mark given afterwards
     uplink_names: list = field(default_factory=lambda: ["uplink0"])
 
@@ -126,7 +125,7 @@ class FakeLinks:
     def host_link(self, name):
         if name not in self.veths:
             return None
-        return SimpleNamespace(master=1, index=self.veths[name], flags=self.IFF_UP if name not in self.down else 0)
+        return SimpleNamespace(master=1, index=self.veths[name], up=name not in self.down)
 
     down: set = field(default_factory=set)  # host ends someone set down
 
