@@ -127,11 +127,6 @@ class NetdServicer(pb_grpc.NetdServicer):
                 return response
         return await self._attach_on_the_pool(request, context)
 
-    def _attach_waiting(self, request: pb.AttachContainerRequest, context: object) -> pb.AttachContainerResponse:
-        return self._attach(request, context)
-
-    _attach_on_the_pool = on_the_pool(_attach_waiting, "AttachContainer")
-
     def _attach(self, request: pb.AttachContainerRequest, context: object, wait: bool = True) -> pb.AttachContainerResponse:
         req = validate.attach_request(
             self._service.network(validate.network(request.network)),
@@ -144,6 +139,8 @@ class NetdServicer(pb_grpc.NetdServicer):
         proto = endpoint_to_proto(endpoint)
         self._listing.remember(endpoint, proto)
         return pb.AttachContainerResponse(endpoint=proto, dns=dns_to_proto(self._service.nets[endpoint.network]))
+
+    _attach_on_the_pool = on_the_pool(_attach, "AttachContainer")  # wait=True: may wait for the id's lock
 
     @on_the_pool
     def DetachContainer(self, request: pb.DetachContainerRequest, context: object) -> pb.DetachContainerResponse:

@@ -180,8 +180,7 @@ def run(args: argparse.Namespace, channel: grpc.Channel) -> int:
         emit(args, to_dict(reply), "ok" if reply.ok else "\n".join(reply.problems))
         return 0 if reply.ok else 1
     elif args.command == "networks":
-        networks = [to_dict(n) for n in stub.ListNetworks(pb.ListNetworksRequest(), timeout=TIMEOUT).networks]
-        emit(args, networks, table(networks, commands.NETWORK_COLUMNS))
+        commands.list_networks(args, stub, emit, table, to_dict, TIMEOUT)
     elif args.command in ("network", "events"):
         return commands.run(args, stub, emit, table, to_dict, TIMEOUT)
     elif args.command == "nodes":

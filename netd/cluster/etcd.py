@@ -85,9 +85,6 @@ class Etcd:
         """Keep the lease alive; its TTL, or -1 if it expired."""
         return self._call(f"keep lease {lease:x} alive", lambda c: etcd3gw.Lease(lease, c).refresh())
 
-    def revoke(self, lease: int) -> None:
-        self._call(f"revoke lease {lease:x}", lambda c: etcd3gw.Lease(lease, c).revoke())
-
     def time_to_live(self, lease: int) -> int:
         """Seconds the lease has left; -1 if it is gone."""
         return self._call(f"read lease {lease:x}", lambda c: etcd3gw.Lease(lease, c).ttl())

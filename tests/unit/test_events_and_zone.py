@@ -5,8 +5,9 @@ import asyncio
 import dns.message
 import dns.rcode
 
+from netd.clients.commands import EVENT_KINDS
 from netd.dns.zone import Zone
-from netd.events import Bus, Event, Filter
+from netd.events import KINDS, Bus, Event, Filter
 
 
 def test_a_watcher_gets_what_it_filters_for_and_one_that_falls_behind_is_told_so():
@@ -44,3 +45,7 @@ def test_the_zone_answers_names_aliases_and_addresses_and_forwards_the_rest():
     assert query(zone, "example.test.") is None  # not the network's: forwarded
     zone.unset("c1")
     assert query(zone, "web.") is None
+
+
+def test_netctl_knows_every_kind_of_event():
+    assert EVENT_KINDS == KINDS
