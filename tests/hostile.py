@@ -87,19 +87,25 @@ class Client:
         self.sock.close()
 
 
+def hold_calls(path: str, seconds: float, connections: int, calls: int, method: str, window: int | None = None) -> None:
+    """`connections` clients each send `calls` calls of `method`, all before reading anything, hold them
+    for `seconds` without reading, then close."""
+    clients = []
+    for _ in range(connections):
+        c = Client(path, window=window)
+        for _ in range(calls):
+            c.call(method)
+        c.flush()
+        clients.append(c)
+    time.sleep(seconds)
+    for c in clients:
+        c.close()
+
+
 def slow_reader(path: str, seconds: float) -> str:
     """8 connections with huge windows ask for 22 ListEndpoints answers each and never read them."""
-    clients = []
-    for _ in range(8):
-        client = Client(path, window=MAX_WINDOW)
-        for _ in range(22):
-            client.call(LIST)
-        client.flush()
-        clients.append(client)
-    time.sleep(seconds)
-    for client in clients:
-        client.close()
-    return f"slow_reader: {len(clients)} connections x 22 ListEndpoints, never read"
+    hold_calls(path, seconds, 8, 22, LIST, window=MAX_WINDOW)
+    return "slow_reader: 8 connections x 22 ListEndpoints, never read"
 
 
 def idle(path: str, seconds: float, count: int = 2000) -> str:
@@ -135,16 +141,7 @@ def idle(path: str, seconds: float, count: int = 2000) -> str:
 
 def watch_streams(path: str, seconds: float) -> str:
     """5 connections x 1000 health Watch streams, sent before the server's SETTINGS are read."""
-    clients = []
-    for _ in range(5):
-        client = Client(path)
-        for _ in range(1000):
-            client.call(WATCH)
-        client.flush()
-        clients.append(client)
-    time.sleep(seconds)
-    for client in clients:
-        client.close()
+    hold_calls(path, seconds, 5, 1000, WATCH)
     return "watch_streams: 5 connections x 1000 health Watch streams"
 
 
@@ -201,16 +198,7 @@ def rapid_reset(path: str, seconds: float, container_id: str = "c1") -> str:
 
 def zero_window(path: str, seconds: float) -> str:
     """40 connections announce a window of 0, ask for 1024 ListEndpoints answers each, and never open it."""
-    clients = []
-    for _ in range(40):
-        client = Client(path, window=0)
-        for _ in range(1024):
-            client.call(LIST)
-        client.flush()
-        clients.append(client)
-    time.sleep(seconds)
-    for client in clients:
-        client.close()
+    hold_calls(path, seconds, 40, 1024, LIST, window=0)
     return "zero_window: 40 connections x 1024 ListEndpoints with a window of 0"
 
 
